@@ -1,0 +1,703 @@
+import { assert } from '../core/assert.js';
+import {
+  ClosedError,
+  CorruptionError,
+  InvalidError,
+  IoError,
+  SyncwalError,
+  diskError,
+} from '../core/errors.js';
+import {
+  RecordType,
+  decodeFrame,
+  encodeFrame,
+  frameBytesFor,
+  isRecordType,
+} from '../core/format/frame.js';
+import { encodeSegmentHeader, segmentName } from '../core/format/segment-header.js';
+import {
+  frameHeaderBytes,
+  recordPayloadBytesMax,
+  segmentHeaderBytes,
+  writeBatchBytesMax,
+  writeBatchRecordsMax,
+} from '../core/limits.js';
+import type { Disk, DiskLock, FileHandle } from '../ports/disk.js';
+import { resolveLogOptions, type LogOptions, type LogOptionsResolved } from './options.js';
+import { recoverLog, type RecoveryReport } from './recover.js';
+import { preallocateSegment, preallocatedName, zeroRange } from './segment-file.js';
+import { removeTruncationMarker, writeTruncationMarker } from './truncation-marker.js';
+
+/**
+ * The segmented, checksummed, group-committed log (DESIGN §2).
+ *
+ * Ordering contract:
+ * - `append` assigns LSNs synchronously (the first record gets `lastLsn + 1` at call time) and
+ *   encodes the frames at once, so their bytes are final before they are durable.
+ * - One write is in flight at a time. Appends that arrive meanwhile gather into the next write;
+ *   each write is one positional write plus one fdatasync, and resolves every append in it with
+ *   the durable LSN. The next write starts only after the previous fdatasync returned.
+ * - Every write that follows a durable write begins with a SEAL frame vouching for it, a write
+ *   never spans segments, and a segment is rotated only when all writes to it are durable.
+ *   Recovery (core/recovery/plan.ts) relies on these three facts.
+ * - fdatasync failure is fail-stop: the failing write and everything queued reject with IOERR
+ *   and so does every later call until the log is reopened; the fsync is never retried.
+ * - ENOSPC rejects the affected appends with NOSPACE and rolls back their LSNs (appends queued
+ *   behind them are rejected too: their frames chain on the failed ones). Nothing durable is
+ *   touched, and appends work again once space is free.
+ */
+export interface LogRecordInput {
+  type: RecordType;
+  term: number;
+  payload: Uint8Array;
+}
+
+export interface LogRecord {
+  lsn: number;
+  term: number;
+  type: RecordType;
+  checksum: number;
+  payload: Uint8Array;
+}
+
+export interface LogStats {
+  firstLsn: number;
+  lastLsn: number;
+  durableLsn: number;
+  segments: number;
+  writes: number;
+  syncs: number;
+  records: number;
+  bytesWritten: number;
+  rotations: number;
+}
+
+interface Segment {
+  name: string;
+  firstLsn: number;
+  /** Offsets of record frames, index = lsn - firstLsn. */
+  recordOffsets: number[];
+  /** Offset just past the last durable frame. */
+  endOffset: number;
+  /** Highest offset any write reached (failed writes may leave bytes up to here). */
+  dirtyEnd: number;
+}
+
+interface PendingAppend {
+  frames: Uint8Array[];
+  bytes: number;
+  lsnLast: number;
+  checksumLast: number;
+  termLast: number;
+  resolve: (durableLsn: number) => void;
+  reject: (error: SyncwalError) => void;
+}
+
+interface Tail {
+  lsn: number;
+  checksum: number;
+  term: number;
+}
+
+const emptyPayload = new Uint8Array(0);
+
+function parentDirectory(path: string): string {
+  const cut = path.lastIndexOf('/');
+  if (cut > 0) return path.slice(0, cut);
+  return cut === 0 ? '/' : '.';
+}
+
+export class Log {
+  readonly #disk: Disk;
+  readonly #options: LogOptionsResolved;
+  readonly #lock: DiskLock | null;
+  readonly #segments: Segment[];
+  #active: FileHandle;
+  #writeOffset: number;
+  /** The last assigned record (may not be durable yet). */
+  #assigned: Tail;
+  /** The last durable record. */
+  #durable: Tail;
+  #sealNeeded: boolean;
+  #queue: PendingAppend[] = [];
+  #pumping: Promise<void> | null = null;
+  #failure: SyncwalError | null = null;
+  #closed = false;
+  #prepared: Promise<FileHandle | SyncwalError> | null = null;
+  #stats = { writes: 0, syncs: 0, records: 0, bytesWritten: 0, rotations: 0 };
+  /** What recovery found and did when this log was opened. */
+  readonly recovery: RecoveryReport;
+
+  private constructor(init: {
+    disk: Disk;
+    options: LogOptionsResolved;
+    lock: DiskLock | null;
+    segments: Segment[];
+    active: FileHandle;
+    tail: Tail;
+    recovery: RecoveryReport;
+  }) {
+    this.#disk = init.disk;
+    this.#options = init.options;
+    this.#lock = init.lock;
+    this.#segments = init.segments;
+    this.#active = init.active;
+    const last = init.segments.at(-1);
+    assert(last !== undefined, 'an open log has a segment');
+    this.#writeOffset = last.endOffset;
+    this.#assigned = { ...init.tail };
+    this.#durable = { ...init.tail };
+    this.#sealNeeded = init.tail.lsn >= (init.segments[0]?.firstLsn ?? 1);
+    this.recovery = init.recovery;
+    this.#startPreallocation();
+  }
+
+  /**
+   * Opens (and recovers) the log in `<dir>/wal`, creating it if missing. Takes the directory
+   * lock. A torn tail is truncated; corruption anywhere else rejects with CORRUPT naming the
+   * segment, offset and LSN.
+   */
+  static async open(disk: Disk, options: LogOptions): Promise<Log> {
+    const resolved = resolveLogOptions(options);
+    try {
+      await disk.mkdir(resolved.walDir);
+      // A new directory entry is durable only once its parent directory is synced.
+      await disk.syncDir(resolved.dir);
+      await disk.syncDir(parentDirectory(resolved.dir));
+    } catch (error: unknown) {
+      throw diskError('mkdir', error);
+    }
+    const lock = resolved.lock ? await disk.lock(resolved.dir) : null;
+    try {
+      const recovered = await recoverLog(disk, resolved);
+      return new Log({ disk, options: resolved, lock, ...recovered });
+    } catch (error: unknown) {
+      await lock?.release().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** LSN of the first record still in the log (after prefix truncation). */
+  get firstLsn(): number {
+    return this.#segments[0]?.firstLsn ?? this.#options.firstLsn;
+  }
+  /** LSN of the last record appended (assigned), durable or not. */
+  get lastLsn(): number {
+    return this.#assigned.lsn;
+  }
+  /** LSN of the last record known durable. */
+  get durableLsn(): number {
+    return this.#durable.lsn;
+  }
+  /** Term of the last record appended. */
+  get lastTerm(): number {
+    return this.#assigned.term;
+  }
+  /** The error that fenced this log, if any. */
+  get failure(): SyncwalError | null {
+    return this.#failure;
+  }
+
+  stats(): LogStats {
+    return {
+      firstLsn: this.firstLsn,
+      lastLsn: this.lastLsn,
+      durableLsn: this.durableLsn,
+      segments: this.#segments.length,
+      ...this.#stats,
+    };
+  }
+
+  #checkUsable(): void {
+    if (this.#closed) throw new ClosedError('log is closed');
+    if (this.#failure !== null) throw this.#failure;
+  }
+
+  /**
+   * Appends records atomically (they land in one write) and resolves with the durable LSN once
+   * they are durable. LSNs are assigned at call time: the first is the previous `lastLsn + 1`.
+   */
+  append(records: readonly LogRecordInput[]): Promise<number> {
+    try {
+      this.#checkUsable();
+      const pending = this.#encode(records);
+      return new Promise<number>((resolve, reject) => {
+        this.#queue.push({ ...pending, resolve, reject });
+        this.#kick();
+      });
+    } catch (error: unknown) {
+      return Promise.reject(error);
+    }
+  }
+
+  #encode(records: readonly LogRecordInput[]) {
+    if (records.length === 0) throw new InvalidError('append needs at least one record');
+    if (records.length > writeBatchRecordsMax) {
+      throw new InvalidError(`append of ${records.length} records exceeds ${writeBatchRecordsMax}`);
+    }
+    let term = this.#assigned.term;
+    let bytes = 0;
+    for (const record of records) {
+      if (!isRecordType(record.type) || record.type === RecordType.Seal) {
+        throw new InvalidError(`record type ${String(record.type)} cannot be appended`);
+      }
+      if (!Number.isSafeInteger(record.term) || record.term < term) {
+        throw new InvalidError(`record term ${record.term} below the log's term ${term}`);
+      }
+      if (
+        !(record.payload instanceof Uint8Array) ||
+        record.payload.length > recordPayloadBytesMax
+      ) {
+        throw new InvalidError(`record payload must be bytes, at most ${recordPayloadBytesMax}`);
+      }
+      term = record.term;
+      bytes += frameBytesFor(record.payload.length);
+    }
+    const capacity = this.#options.segmentSizeBytes - segmentHeaderBytes - frameHeaderBytes;
+    if (bytes > Math.min(capacity, writeBatchBytesMax)) {
+      throw new InvalidError(
+        `append of ${bytes} bytes exceeds one write (${Math.min(capacity, writeBatchBytesMax)})`,
+      );
+    }
+    const frames: Uint8Array[] = [];
+    let tail = this.#assigned;
+    for (const record of records) {
+      const lsn = tail.lsn + 1;
+      const encoded = encodeFrame({ ...record, lsn, prevChecksum: tail.checksum });
+      frames.push(encoded.bytes);
+      tail = { lsn, checksum: encoded.checksum, term: record.term };
+    }
+    this.#assigned = tail;
+    return { frames, bytes, lsnLast: tail.lsn, checksumLast: tail.checksum, termLast: tail.term };
+  }
+
+  #kick(): void {
+    if (this.#pumping !== null) return;
+    this.#pumping = this.#pump().finally(() => {
+      this.#pumping = null;
+      // Appends may have arrived while the pump was finishing its last step.
+      if (this.#queue.length > 0 && this.#failure === null) this.#kick();
+    });
+  }
+
+  async #pump(): Promise<void> {
+    while (this.#queue.length > 0 && this.#failure === null) {
+      const group = this.#takeGroup();
+      if (group === null) {
+        const rotated = await this.#rotate();
+        if (!rotated) return;
+        continue;
+      }
+      await this.#writeGroup(group);
+    }
+  }
+
+  /** The appends for the next write, or null if the first does not fit: rotate first. */
+  #takeGroup(): PendingAppend[] | null {
+    const sealBytes = this.#sealNeeded ? frameHeaderBytes : 0;
+    const room = Math.min(
+      this.#options.segmentSizeBytes - this.#writeOffset - sealBytes,
+      writeBatchBytesMax,
+    );
+    let bytes = 0;
+    let records = 0;
+    let count = 0;
+    for (const pending of this.#queue) {
+      if (bytes + pending.bytes > room) break;
+      if (records + pending.frames.length > writeBatchRecordsMax) break;
+      bytes += pending.bytes;
+      records += pending.frames.length;
+      count += 1;
+    }
+    if (count === 0) return null;
+    return this.#queue.splice(0, count);
+  }
+
+  #sealFrame(): Uint8Array {
+    const tail = this.#durable;
+    return encodeFrame({
+      type: RecordType.Seal,
+      term: tail.term,
+      lsn: tail.lsn,
+      prevChecksum: tail.checksum,
+      payload: emptyPayload,
+    }).bytes;
+  }
+
+  async #writeGroup(group: PendingAppend[]): Promise<void> {
+    const segment = this.#segments.at(-1);
+    assert(segment !== undefined, 'an active segment exists');
+    const buffers: Uint8Array[] = [];
+    const offsets: number[] = [];
+    let offset = this.#writeOffset;
+    if (this.#sealNeeded) {
+      const seal = this.#sealFrame();
+      buffers.push(seal);
+      offset += seal.length;
+    }
+    for (const pending of group) {
+      for (const frame of pending.frames) {
+        buffers.push(frame);
+        offsets.push(offset);
+        offset += frame.length;
+      }
+    }
+    assert(offset <= this.#options.segmentSizeBytes, 'a write never spans segments');
+    segment.dirtyEnd = Math.max(segment.dirtyEnd, offset);
+    try {
+      await this.#active.write(buffers, this.#writeOffset);
+    } catch (error: unknown) {
+      this.#failWrite(group, diskError('write', error));
+      return;
+    }
+    try {
+      await this.#active.datasync();
+    } catch (error: unknown) {
+      this.#fence(group, new IoError('fdatasync', 'failed; the log is fenced', { cause: error }));
+      return;
+    }
+    this.#completeGroup(group, segment, offsets, offset);
+  }
+
+  #completeGroup(group: PendingAppend[], segment: Segment, offsets: number[], end: number) {
+    const last = group.at(-1);
+    assert(last !== undefined, 'a group has appends');
+    assert(
+      segment.firstLsn + segment.recordOffsets.length === this.#durable.lsn + 1,
+      'index is dense',
+    );
+    for (const offset of offsets) segment.recordOffsets.push(offset);
+    segment.endOffset = end;
+    this.#writeOffset = end;
+    this.#durable = { lsn: last.lsnLast, checksum: last.checksumLast, term: last.termLast };
+    this.#sealNeeded = true;
+    this.#stats.writes += 1;
+    this.#stats.syncs += 1;
+    this.#stats.records += offsets.length;
+    this.#stats.bytesWritten += end - (offsets[0] ?? end);
+    for (const pending of group) pending.resolve(this.#durable.lsn);
+  }
+
+  /** A write failed: NOSPACE rolls back and keeps the log usable; anything else fences it. */
+  #failWrite(group: PendingAppend[], error: SyncwalError): void {
+    if (error.code !== 'NOSPACE') {
+      this.#fence(group, error);
+      return;
+    }
+    const queued = this.#queue.splice(0);
+    this.#assigned = { ...this.#durable };
+    for (const pending of [...group, ...queued]) pending.reject(error);
+  }
+
+  #fence(group: PendingAppend[], error: SyncwalError): void {
+    this.#failure ??= error;
+    const queued = this.#queue.splice(0);
+    for (const pending of [...group, ...queued]) pending.reject(this.#failure);
+  }
+
+  #startPreallocation(): void {
+    if (!this.#options.preallocate || this.#prepared !== null) return;
+    this.#prepared = preallocateSegment(
+      this.#disk,
+      this.#options.walDir,
+      this.#options.segmentSizeBytes,
+    ).catch((error: unknown) => diskError('preallocate', error));
+  }
+
+  async #takePrepared(): Promise<FileHandle> {
+    const prepared =
+      this.#prepared ??
+      preallocateSegment(this.#disk, this.#options.walDir, this.#options.segmentSizeBytes).catch(
+        (error: unknown) => diskError('preallocate', error),
+      );
+    this.#prepared = null;
+    const result = await prepared;
+    if (result instanceof SyncwalError) throw result;
+    return result;
+  }
+
+  /** Starts the next segment. Returns false if the queue was failed instead. */
+  async #rotate(): Promise<boolean> {
+    const head = this.#queue[0];
+    assert(head !== undefined, 'rotation happens for a queued append');
+    let handle: FileHandle;
+    try {
+      handle = await this.#takePrepared();
+    } catch (error: unknown) {
+      this.#failWrite([], diskError('preallocate', error));
+      return false;
+    }
+    const firstLsn = this.#durable.lsn + 1;
+    const name = segmentName(firstLsn);
+    const header = encodeSegmentHeader({
+      firstLsn,
+      segmentSizeBytes: this.#options.segmentSizeBytes,
+      chainSeed: this.#durable.checksum,
+    });
+    try {
+      await handle.write([header], 0);
+      await handle.datasync();
+      await this.#disk.rename(
+        `${this.#options.walDir}/${preallocatedName}`,
+        `${this.#options.walDir}/${name}`,
+      );
+      await this.#disk.syncDir(this.#options.walDir);
+    } catch (error: unknown) {
+      await handle.close().catch(() => undefined);
+      this.#fence(
+        [],
+        new IoError('rotate', 'segment rotation failed; the log is fenced', { cause: error }),
+      );
+      return false;
+    }
+    await this.#active.close().catch(() => undefined);
+    this.#active = handle;
+    this.#segments.push({
+      name,
+      firstLsn,
+      recordOffsets: [],
+      endOffset: segmentHeaderBytes,
+      dirtyEnd: segmentHeaderBytes,
+    });
+    this.#writeOffset = segmentHeaderBytes;
+    this.#stats.rotations += 1;
+    this.#startPreallocation();
+    return true;
+  }
+
+  /** Resolves when no write is in flight and nothing is queued. */
+  async #drain(): Promise<void> {
+    for (let round = 0; this.#pumping !== null && round < 1_000_000; round++) await this.#pumping;
+  }
+
+  #segmentIndexFor(lsn: number): number {
+    let low = 0;
+    let high = this.#segments.length - 1;
+    while (low < high) {
+      const middle = Math.ceil((low + high) / 2);
+      const segment = this.#segments[middle];
+      assert(segment !== undefined, 'binary search stays in range');
+      if (segment.firstLsn <= lsn) low = middle;
+      else high = middle - 1;
+    }
+    return low;
+  }
+
+  async #withSegmentHandle<T>(segment: Segment, use: (handle: FileHandle) => Promise<T>) {
+    if (segment === this.#segments.at(-1)) return use(this.#active);
+    const handle = await this.#disk.open(`${this.#options.walDir}/${segment.name}`, 'read');
+    try {
+      return await use(handle);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * Reads durable records in [lsnFirst, lsnLast], stopping early once `bytesMax` payload bytes
+   * were collected (at least one record is always returned). Every frame is verified again on
+   * the way out: a record that no longer checks out rejects with CORRUPT, never silently.
+   */
+  async read(range: {
+    lsnFirst: number;
+    lsnLast: number;
+    bytesMax?: number;
+  }): Promise<LogRecord[]> {
+    this.#checkUsable();
+    const { lsnFirst, lsnLast } = range;
+    const bytesMax = range.bytesMax ?? recordPayloadBytesMax;
+    if (!Number.isSafeInteger(lsnFirst) || !Number.isSafeInteger(lsnLast) || lsnFirst > lsnLast) {
+      throw new InvalidError(`bad read range [${lsnFirst}, ${lsnLast}]`);
+    }
+    if (lsnFirst < this.firstLsn || lsnLast > this.durableLsn) {
+      throw new InvalidError(
+        `read [${lsnFirst}, ${lsnLast}] outside the durable log ` +
+          `[${this.firstLsn}, ${this.durableLsn}]`,
+      );
+    }
+    const records: LogRecord[] = [];
+    let bytes = 0;
+    let lsn = lsnFirst;
+    for (let guard = 0; lsn <= lsnLast && guard < this.#segments.length; guard++) {
+      const segment = this.#segments[this.#segmentIndexFor(lsn)];
+      assert(segment !== undefined, 'a segment holds every durable LSN');
+      const segmentLast = Math.min(lsnLast, segment.firstLsn + segment.recordOffsets.length - 1);
+      const found = await this.#withSegmentHandle(segment, (handle) =>
+        this.#readFromSegment(handle, segment, lsn, segmentLast, bytesMax - bytes),
+      );
+      for (const record of found) {
+        records.push(record);
+        bytes += record.payload.length;
+      }
+      lsn = (records.at(-1)?.lsn ?? lsn - 1) + 1;
+      if (bytes >= bytesMax || found.length === 0) break;
+    }
+    return records;
+  }
+
+  async #readFromSegment(
+    handle: FileHandle,
+    segment: Segment,
+    lsnFirst: number,
+    lsnLast: number,
+    bytesMax: number,
+  ): Promise<LogRecord[]> {
+    const start = segment.recordOffsets[lsnFirst - segment.firstLsn];
+    assert(start !== undefined, 'index covers the range');
+    const end = segment.recordOffsets[lsnLast - segment.firstLsn + 1] ?? segment.endOffset;
+    const bytes = new Uint8Array(end - start);
+    const count = await handle.read(bytes, 0, bytes.length, start);
+    const records: LogRecord[] = [];
+    let offset = 0;
+    let payloadBytes = 0;
+    while (offset < count && records.length <= lsnLast - lsnFirst) {
+      const decoded = decodeFrame(bytes, offset, count);
+      const lsn = lsnFirst + records.length;
+      if (decoded.kind !== 'ok') {
+        const reason = decoded.kind === 'bad' ? decoded.reason : 'zeros where a record was';
+        throw new CorruptionError({ segment: segment.name, offset: start + offset, lsn }, reason);
+      }
+      offset += decoded.frame.frameBytes;
+      if (decoded.frame.type === RecordType.Seal) continue;
+      if (decoded.frame.lsn !== lsn) {
+        throw new CorruptionError(
+          { segment: segment.name, offset: start + offset, lsn },
+          'lsn mismatch on read',
+        );
+      }
+      const { type, term, checksum, payload } = decoded.frame;
+      records.push({ lsn, type, term, checksum, payload: payload.slice() });
+      payloadBytes += payload.length;
+      if (payloadBytes >= bytesMax) break;
+    }
+    return records;
+  }
+
+  /**
+   * Drops every record after `lsnLast` (a divergent, uncommitted tail). Crash-safe: the intent
+   * is recorded in a marker file first, and recovery finishes an interrupted truncation. Must
+   * not overlap appends.
+   */
+  async truncateSuffix(options: { lsnLast: number }): Promise<void> {
+    this.#checkUsable();
+    await this.#drain();
+    this.#checkUsable();
+    const { lsnLast } = options;
+    if (this.#queue.length > 0) throw new InvalidError('truncateSuffix while appends are queued');
+    if (!Number.isSafeInteger(lsnLast) || lsnLast < this.firstLsn - 1 || lsnLast > this.lastLsn) {
+      throw new InvalidError(
+        `cannot truncate after ${lsnLast}: log is [${this.firstLsn}, ${this.lastLsn}]`,
+      );
+    }
+    if (lsnLast === this.lastLsn) return;
+    try {
+      await this.#truncateSuffixSteps(lsnLast);
+    } catch (error: unknown) {
+      const failure = error instanceof SyncwalError ? error : diskError('truncate', error);
+      this.#fence([], failure);
+      throw failure;
+    }
+  }
+
+  async #truncateSuffixSteps(lsnLast: number): Promise<void> {
+    const tail = await this.#tailAt(lsnLast);
+    await writeTruncationMarker(this.#disk, this.#options.walDir, lsnLast);
+    const target = this.#segmentIndexFor(Math.max(lsnLast, this.firstLsn));
+    for (let index = this.#segments.length - 1; index > target; index--) {
+      const segment = this.#segments[index];
+      assert(segment !== undefined, 'segment to delete exists');
+      if (index === this.#segments.length - 1) await this.#active.close();
+      await this.#disk.remove(`${this.#options.walDir}/${segment.name}`);
+    }
+    await this.#disk.syncDir(this.#options.walDir);
+    const removedActive = target < this.#segments.length - 1;
+    this.#segments.length = target + 1;
+    const segment = this.#segments[target];
+    assert(segment !== undefined, 'the cut segment exists');
+    const keptRecords = lsnLast - segment.firstLsn + 1;
+    const cut = segment.recordOffsets[keptRecords] ?? segment.endOffset;
+    if (removedActive)
+      this.#active = await this.#disk.open(`${this.#options.walDir}/${segment.name}`, 'write');
+    await zeroRange(this.#active, cut, Math.max(segment.dirtyEnd, segment.endOffset));
+    await this.#active.datasync();
+    await removeTruncationMarker(this.#disk, this.#options.walDir);
+    segment.recordOffsets.length = keptRecords;
+    segment.endOffset = cut;
+    segment.dirtyEnd = cut;
+    this.#writeOffset = cut;
+    this.#assigned = { ...tail };
+    this.#durable = { ...tail };
+    this.#sealNeeded = keptRecords > 0 || target > 0;
+  }
+
+  /** The chain tail as it stands after record `lsn` (or before the log's first record). */
+  async #tailAt(lsn: number): Promise<Tail> {
+    if (lsn < this.firstLsn) {
+      const first = this.#segments[0];
+      assert(first !== undefined, 'a log has a first segment');
+      const header = new Uint8Array(segmentHeaderBytes);
+      await this.#withSegmentHandle(first, (handle) => handle.read(header, 0, header.length, 0));
+      return { lsn, checksum: new DataView(header.buffer).getUint32(32, true), term: 0 };
+    }
+    const [record] = await this.read({ lsnFirst: lsn, lsnLast: lsn });
+    assert(record !== undefined, 'the record exists');
+    return { lsn, checksum: record.checksum, term: record.term };
+  }
+
+  /**
+   * Deletes whole segments whose records all precede `lsnFirst` (after a checkpoint). The
+   * active segment is never deleted. Returns the number of segments removed.
+   */
+  async truncatePrefix(options: { lsnFirst: number }): Promise<number> {
+    this.#checkUsable();
+    let removed = 0;
+    try {
+      for (let guard = 0; this.#segments.length > 1 && guard < 1_000_000; guard++) {
+        const next = this.#segments[1];
+        const first = this.#segments[0];
+        assert(next !== undefined && first !== undefined, 'two segments exist');
+        if (next.firstLsn > options.lsnFirst) break;
+        await this.#disk.remove(`${this.#options.walDir}/${first.name}`);
+        this.#segments.shift();
+        removed += 1;
+      }
+      if (removed > 0) await this.#disk.syncDir(this.#options.walDir);
+    } catch (error: unknown) {
+      throw diskError('truncate prefix', error);
+    }
+    return removed;
+  }
+
+  /**
+   * Waits for queued appends, seals the last write (so recovery can vouch for it), and releases
+   * the files and the lock. Later calls reject with CLOSED.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#drain();
+    this.#closed = true;
+    try {
+      // The closing SEAL vouches for the last write; it needs room in the active segment.
+      const room = this.#options.segmentSizeBytes - this.#writeOffset >= frameHeaderBytes;
+      if (this.#failure === null && this.#sealNeeded && room) {
+        await this.#active.write([this.#sealFrame()], this.#writeOffset);
+        await this.#active.datasync();
+      }
+    } catch (error: unknown) {
+      this.#failure ??= diskError('close', error);
+    } finally {
+      await this.#releaseFiles();
+    }
+  }
+
+  async #releaseFiles(): Promise<void> {
+    const prepared = this.#prepared;
+    this.#prepared = null;
+    if (prepared !== null) {
+      const result = await prepared;
+      if (!(result instanceof SyncwalError)) await result.close().catch(() => undefined);
+    }
+    await this.#active.close().catch(() => undefined);
+    await this.#lock?.release().catch(() => undefined);
+  }
+}
