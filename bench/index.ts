@@ -1,0 +1,70 @@
+/**
+ * `npm run bench -- <suite> [--json] [--quick] [--system=a,b]`
+ *
+ * Runs one benchmark suite and prints a table plus the ratios its targets are about (DESIGN.md
+ * §8). `--json` prints one JSON object `{bench, results}` on stdout instead of the table;
+ * `--quick` runs each configuration for a fraction of the time (a smoke run, not a
+ * measurement); `--system` runs only the named systems of the suite.
+ */
+import { runLogSuite, type SuiteOptions } from './log.js';
+
+interface Suite {
+  name: string;
+  description: string;
+  run: (options: SuiteOptions) => Promise<number>;
+}
+
+const suites: readonly Suite[] = [
+  {
+    name: 'log',
+    description: 'durable 100-byte appends: fdatasync loop vs better-sqlite3 vs syncwal',
+    run: runLogSuite,
+  },
+];
+
+/** Exit code for a command line usage error (sysexits.h EX_USAGE). */
+const exitUsage = 64;
+
+function usage(problem: string): number {
+  const lines = [
+    `bench: ${problem}`,
+    'usage: npm run bench -- <suite> [--json] [--quick] [--system=name[,name...]]',
+    'suites:',
+    ...suites.map((suite) => `  ${suite.name.padEnd(8)} ${suite.description}`),
+  ];
+  process.stderr.write(`${lines.join('\n')}\n`);
+  return exitUsage;
+}
+
+interface Arguments {
+  suite: Suite;
+  options: SuiteOptions;
+}
+
+function parseArguments(argv: readonly string[]): Arguments | string {
+  const options: SuiteOptions = { json: false, quick: false, systems: null };
+  const names: string[] = [];
+  for (let index = 0; index < argv.length; index++) {
+    const argument = argv[index]!;
+    if (argument === '--json') options.json = true;
+    else if (argument === '--quick') options.quick = true;
+    else if (argument.startsWith('--system=')) {
+      options.systems = argument.slice('--system='.length).split(',').filter(Boolean);
+    } else if (argument === '--system' && argv[index + 1] !== undefined) {
+      options.systems = argv[++index]!.split(',').filter(Boolean);
+    } else if (argument.startsWith('-')) return `unknown option ${argument}`;
+    else names.push(argument);
+  }
+  if (names.length !== 1) return names.length === 0 ? 'no suite given' : 'give one suite';
+  const suite = suites.find((candidate) => candidate.name === names[0]);
+  if (suite === undefined) return `unknown suite '${names[0]}'`;
+  return { suite, options };
+}
+
+async function main(): Promise<number> {
+  const parsed = parseArguments(process.argv.slice(2));
+  if (typeof parsed === 'string') return usage(parsed);
+  return parsed.suite.run(parsed.options);
+}
+
+process.exitCode = await main();
