@@ -4,14 +4,18 @@
  * appenders share one write + fdatasync, so records per sync grows with concurrency.
  */
 import { RecordType } from '../src/core/format/frame.js';
-import { NodeDisk } from '../src/node/disk.js';
+import { NodeDisk, type NodeDiskIo } from '../src/node/disk.js';
 import { Log } from '../src/storage/log.js';
 import { type BenchResult, runConcurrent, type SystemRun } from './lib.js';
 
 const segmentSizeBytes = 64 * 1024 * 1024;
 
-export async function runSyncwalLog(options: SystemRun): Promise<BenchResult> {
-  const log = await Log.open(new NodeDisk(), { dir: options.dir, segmentSizeBytes });
+/** `io` picks NodeDisk's hot-path mode: 'sync' is the default, 'async' uses the thread pool. */
+export async function runSyncwalLog(
+  options: SystemRun,
+  io: NodeDiskIo = 'sync',
+): Promise<BenchResult> {
+  const log = await Log.open(new NodeDisk({ io }), { dir: options.dir, segmentSizeBytes });
   try {
     const payload = new Uint8Array(options.payloadBytes).fill(0x5a);
     const record = { type: RecordType.Intent, term: 1, payload };
@@ -27,7 +31,7 @@ export async function runSyncwalLog(options: SystemRun): Promise<BenchResult> {
     const after = log.stats();
     const syncs = after.syncs - before.syncs;
     return {
-      system: 'syncwal',
+      system: io === 'sync' ? 'syncwal' : 'syncwal-async-io',
       concurrency: options.concurrency,
       opsPerSec: measurement.opsPerSec,
       p50Ms: measurement.p50Ms,

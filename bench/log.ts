@@ -106,9 +106,13 @@ async function runBetterSqlite3(options: SystemRun): Promise<BenchResult> {
 }
 
 async function runSyncwal(options: SystemRun): Promise<BenchResult> {
-  // Loaded on demand so the other systems run even while the log is being built.
   const { runSyncwalLog } = await import('./log-syncwal.js');
-  return runSyncwalLog(options);
+  return runSyncwalLog(options, 'sync');
+}
+
+async function runSyncwalAsyncIo(options: SystemRun): Promise<BenchResult> {
+  const { runSyncwalLog } = await import('./log-syncwal.js');
+  return runSyncwalLog(options, 'async');
 }
 
 export const logSystems: readonly LogSystem[] = [
@@ -129,6 +133,14 @@ export const logSystems: readonly LogSystem[] = [
     run: runBetterSqlite3,
   },
   { name: 'syncwal', concurrencies: concurrencyLevels, note: null, run: runSyncwal },
+  {
+    name: 'syncwal-async-io',
+    concurrencies: concurrencyLevels,
+    note:
+      "syncwal-async-io: the same log with NodeDisk({ io: 'async' }): write and fdatasync on " +
+      'the libuv thread pool, so the event loop never blocks on the disk',
+    run: runSyncwalAsyncIo,
+  },
 ];
 
 /** The lines the targets are about (DESIGN.md §8); a line is left out if a row is missing. */

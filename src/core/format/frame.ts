@@ -127,21 +127,37 @@ export function encodeFrameInto(target: Uint8Array, offset: number, fields: Fram
   assert(offset % frameAlignmentBytes === 0, 'frames are 8-aligned');
   assert(offset + total <= target.length, 'target has room for the frame');
   assert(fields.payload.length <= recordPayloadBytesMax, 'payload within limit');
-  assert(isRecordType(fields.type), `known record type ${fields.type}`);
-  assert(fields.lsn >= 0 && fields.lsn <= lsnMax, 'lsn in range');
-  const view = new DataView(target.buffer, target.byteOffset + offset, total);
-  view.setUint32(4, fields.prevChecksum >>> 0, true);
-  view.setUint32(8, fields.payload.length, true);
-  view.setUint8(12, fields.type);
-  view.setUint8(13, 0);
-  view.setUint16(14, 0, true);
-  writeU64(view, 16, fields.term);
-  writeU64(view, 24, fields.lsn);
+  // Constant messages: a template literal here would be built on every call of the hot path.
+  assert(isRecordType(fields.type), 'known record type');
+  assert(Number.isSafeInteger(fields.lsn) && fields.lsn >= 0 && fields.lsn <= lsnMax, 'lsn');
+  assert(Number.isSafeInteger(fields.term) && fields.term >= 0, 'term in range');
+  // Byte stores instead of a DataView: this runs once per record on the append path, and a
+  // DataView per frame costs more than the checksum of a 100-byte record.
+  storeU32(target, offset + 4, fields.prevChecksum);
+  storeU32(target, offset + 8, fields.payload.length);
+  target[offset + 12] = fields.type;
+  target[offset + 13] = 0;
+  target[offset + 14] = 0;
+  target[offset + 15] = 0;
+  storeU64(target, offset + 16, fields.term);
+  storeU64(target, offset + 24, fields.lsn);
   target.set(fields.payload, offset + frameHeaderBytes);
   target.fill(0, offset + frameHeaderBytes + fields.payload.length, offset + total);
   const checksum = crc32(target.subarray(offset + 4, offset + total));
-  view.setUint32(0, checksum, true);
+  storeU32(target, offset, checksum);
   return checksum;
+}
+
+function storeU32(target: Uint8Array, at: number, value: number): void {
+  target[at] = value & 0xff;
+  target[at + 1] = (value >>> 8) & 0xff;
+  target[at + 2] = (value >>> 16) & 0xff;
+  target[at + 3] = (value >>> 24) & 0xff;
+}
+
+function storeU64(target: Uint8Array, at: number, value: number): void {
+  storeU32(target, at, value % 2 ** 32);
+  storeU32(target, at + 4, Math.floor(value / 2 ** 32));
 }
 
 export function encodeFrame(fields: FrameFields): { bytes: Uint8Array; checksum: number } {

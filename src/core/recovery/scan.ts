@@ -135,6 +135,11 @@ export function findLaterFrames(
   };
   let offset = from;
   while (offset + frameHeaderBytes <= limit) {
+    // Fast path through zeroed space: a frame with type 0 is never valid.
+    if (bytes[offset + 12] === 0) {
+      offset += frameAlignmentBytes;
+      continue;
+    }
     const decoded = decodeFrame(bytes, offset, limit);
     if (decoded.kind !== 'ok') {
       offset += frameAlignmentBytes;
