@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+import { readFileSync, realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { errnoCode } from '../core/errors.js';
+import { exitCodes, main as walInspectMain, type Output } from './wal-inspect.js';
+
+/**
+ * The `syncwal` command. Today it hosts the log tools (`syncwal inspect ...` is the same
+ * program as `wal-inspect ...`); the node server (`serve`), the local shard (`cluster`) and
+ * `status` join it as the engine and the server land.
+ */
+function packageVersion(): string {
+  const path = fileURLToPath(new URL('../../package.json', import.meta.url));
+  const parsed = JSON.parse(readFileSync(path, 'utf8')) as { version?: unknown };
+  return typeof parsed.version === 'string' ? parsed.version : 'unknown';
+}
+
+export async function main(argv: readonly string[], output: Output): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === 'inspect') return walInspectMain(rest, output);
+  let code: number = exitCodes.clean;
+  const program = new Command('syncwal')
+    .description('syncwal: a replicated write-ahead-log storage engine')
+    .version(packageVersion())
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => output.out(text.trimEnd()),
+      writeErr: (text) => output.err(text.trimEnd()),
+    });
+  program
+    .command('inspect')
+    .description('inspect a log directory: dump, verify, stats (same as wal-inspect)')
+    .argument('[args...]', 'wal-inspect arguments, e.g. verify ./data/n1')
+    .allowUnknownOption();
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    if (command === undefined) {
+      program.outputHelp();
+      code = exitCodes.usage;
+    }
+  } catch (error: unknown) {
+    if (!(error instanceof CommanderError)) throw error;
+    const ok = error.code === 'commander.helpDisplayed' || error.code === 'commander.version';
+    code = ok ? exitCodes.clean : exitCodes.usage;
+  }
+  return code;
+}
+
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  process.stdout.on('error', (error: unknown) => {
+    if (errnoCode(error) === 'EPIPE') process.exit(exitCodes.clean);
+    throw error;
+  });
+  const output: Output = {
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+  };
+  process.exitCode = await main(process.argv.slice(2), output);
+}
