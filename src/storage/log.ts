@@ -43,9 +43,12 @@ import { removeTruncationMarker, writeTruncationMarker } from './truncation-mark
  *   Recovery (core/recovery/plan.ts) relies on these three facts.
  * - fdatasync failure is fail-stop: the failing write and everything queued reject with IOERR
  *   and so does every later call until the log is reopened; the fsync is never retried.
- * - ENOSPC rejects the affected appends with NOSPACE and rolls back their LSNs (appends queued
- *   behind them are rejected too: their frames chain on the failed ones). Nothing durable is
- *   touched, and appends work again once space is free.
+ * - Segments are preallocated, so a full disk shows when the next segment is prepared (statvfs
+ *   and zero-fill, before any record byte is written): the appends waiting for it reject with
+ *   NOSPACE and their LSNs roll back (appends queued behind them too: their frames chain on the
+ *   rejected ones). Nothing durable is touched, and appends work again once space is free.
+ * - A failed write (any errno) fences the log like a failed fdatasync: part of it may be on
+ *   disk, so its appends are not definitively rejected; reopen recovers what is there.
  */
 export interface LogRecordInput {
   type: RecordType;
@@ -197,6 +200,15 @@ export class Log {
   /** LSN of the last record known durable. */
   get durableLsn(): number {
     return this.#durable.lsn;
+  }
+  /** The most frame bytes one `append` call may carry (it must fit one write). */
+  get appendBytesMax(): number {
+    const capacity = this.#options.segmentSizeBytes - segmentHeaderBytes - frameHeaderBytes;
+    return Math.min(capacity, writeBatchBytesMax);
+  }
+  /** Checksum (frame crc) of the last record appended: COMMIT records carry it. */
+  get lastChecksum(): number {
+    return this.#assigned.checksum;
   }
   /** Term of the last record appended. */
   get lastTerm(): number {
@@ -396,7 +408,11 @@ export class Log {
     try {
       await this.#active.write(buffers, this.#writeOffset);
     } catch (error: unknown) {
-      this.#failWrite(group, diskError('write', error));
+      // Any prefix of a failed write may be on disk, and complete frames among it would be
+      // recovered as records after a crash. So a failed write is not a definitive "not
+      // written" (even ENOSPC): fence, and let reopen recover what is really there.
+      const cause = diskError('write', error);
+      this.#fence(group, new IoError('write', `${cause.message}; the log is fenced`, { cause }));
       return;
     }
     try {
@@ -428,8 +444,11 @@ export class Log {
     for (const pending of group) pending.resolve(this.#durable.lsn);
   }
 
-  /** A write failed: NOSPACE rolls back and keeps the log usable; anything else fences it. */
-  #failWrite(group: PendingAppend[], error: SyncwalError): void {
+  /**
+   * Preparing a segment failed before any record byte was written: NOSPACE rejects the queue
+   * definitively, rolls back its LSNs and keeps the log usable; anything else fences it.
+   */
+  #failRotation(group: PendingAppend[], error: SyncwalError): void {
     if (error.code !== 'NOSPACE') {
       this.#fence(group, error);
       return;
@@ -481,7 +500,7 @@ export class Log {
     try {
       handle = await this.#takePrepared();
     } catch (error: unknown) {
-      this.#failWrite([], diskError('preallocate', error));
+      this.#failRotation([], diskError('preallocate', error));
       return false;
     }
     const firstLsn = this.#durable.lsn + 1;

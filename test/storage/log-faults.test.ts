@@ -189,3 +189,21 @@ describe('disk full', () => {
 });
 
 export { walDir };
+
+describe('failed write', () => {
+  it('fences the log on a failed write, even ENOSPC, and recovers what is on disk', async () => {
+    for (const code of ['ENOSPC', 'EIO'] as const) {
+      const disk = new SimDisk({ seed: 50 });
+      const log = await openLog(disk, 8192);
+      await log.append([intent('w0', 100)]);
+      disk.failWrite({ code, count: 1 });
+      await expect(log.append([intent('w1', 100)])).rejects.toMatchObject({ code: 'IOERR' });
+      await expect(log.append([intent('w2', 100)])).rejects.toMatchObject({ code: 'IOERR' });
+      disk.crash();
+      const reopened = await openLog(disk, 8192);
+      expect(reopened.lastLsn).toBeGreaterThanOrEqual(1);
+      expect(reopened.lastLsn).toBeLessThanOrEqual(2);
+      await reopened.close();
+    }
+  });
+});
