@@ -20,7 +20,7 @@ import os from 'node:os';
 import fsExt from 'fs-ext';
 import { assert } from '../core/assert.js';
 import { LockedError } from '../core/errors.js';
-import type { Disk, DiskLock, FileHandle, OpenMode } from '../ports/disk.js';
+import type { Disk, DiskLock, FileHandle, OpenMode, OpenOptions } from '../ports/disk.js';
 
 /** Permissions of created files and directories (before the umask). */
 const fileModeCreate = 0o644;
@@ -61,12 +61,18 @@ export class NodeDisk implements Disk {
     this.io = io;
   }
 
-  async open(path: string, mode: OpenMode): Promise<FileHandle> {
+  get blocking(): boolean {
+    return this.io === 'sync';
+  }
+
+  async open(path: string, mode: OpenMode, options: OpenOptions = {}): Promise<FileHandle> {
     assert(mode in openFlagsByMode, 'NodeDisk.open: bad mode');
     const fd = await call<number>((done) => {
       fs.open(path, openFlagsByMode[mode], fileModeCreate, done);
     });
-    return new NodeFileHandle(fd, path, mode, this.io);
+    // Bulk background work (zero-filling a 64 MiB segment) must not stall the event loop.
+    const io = options.background === true ? 'async' : this.io;
+    return new NodeFileHandle(fd, path, mode, io);
   }
 
   async list(dir: string): Promise<string[]> {

@@ -20,10 +20,18 @@
  */
 export interface Disk {
   /**
+   * True if `write` and `datasync` run synchronously on the calling thread (they still return
+   * promises). A caller that issues them in a loop must then yield to the event loop between
+   * calls itself, or timers and I/O starve. Absent means false.
+   */
+  readonly blocking?: boolean;
+  /**
    * Opens a file. 'read': must exist, read only. 'write': must exist, read and write.
    * 'create': creates it empty (fails with EEXIST if it exists), read and write.
+   * `background: true` marks bulk work off the hot path (preallocating a segment): an adapter
+   * whose writes are synchronous runs this handle's writes and syncs asynchronously instead.
    */
-  open(path: string, mode: OpenMode): Promise<FileHandle>;
+  open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle>;
   /** Names in a directory, sorted by code unit. ENOENT if the directory does not exist. */
   list(dir: string): Promise<string[]>;
   /** Creates the directory and missing parents; no error if it exists. */
@@ -47,6 +55,10 @@ export interface Disk {
 }
 
 export type OpenMode = 'read' | 'write' | 'create';
+
+export interface OpenOptions {
+  background?: boolean;
+}
 
 export interface FileHandle {
   /**

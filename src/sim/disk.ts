@@ -46,7 +46,7 @@
  */
 import { AssertionError, assert } from '../core/assert.js';
 import { LockedError } from '../core/errors.js';
-import type { Disk, DiskLock, FileHandle, OpenMode } from '../ports/disk.js';
+import type { Disk, DiskLock, FileHandle, OpenMode, OpenOptions } from '../ports/disk.js';
 import { Random } from './random.js';
 import type { SimScheduler } from './scheduler.js';
 
@@ -192,7 +192,8 @@ export class SimDisk implements Disk {
   // ----------------------------------------------------------------------------------------
   // The Disk port.
 
-  open(path: string, mode: OpenMode): Promise<FileHandle> {
+  /** The simulation has no thread pool: `background` changes nothing here. */
+  open(path: string, mode: OpenMode, _options?: OpenOptions): Promise<FileHandle> {
     splitPath(path);
     assert(mode === 'read' || mode === 'write' || mode === 'create', 'SimDisk.open: bad mode');
     return this.operation(() => this.openPerform(path, mode));

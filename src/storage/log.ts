@@ -111,6 +111,10 @@ interface Tail {
 
 const emptyPayload = new Uint8Array(0);
 
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 function parentDirectory(path: string): string {
   const cut = path.lastIndexOf('/');
   if (cut > 0) return path.slice(0, cut);
@@ -235,8 +239,10 @@ export class Log {
   }
 
   /**
-   * Appends records atomically (they land in one write) and resolves with the durable LSN once
-   * they are durable. LSNs are assigned at call time: the first is the previous `lastLsn + 1`.
+   * Appends records (in one write, never split across segments) and resolves with the durable
+   * LSN once they are durable. LSNs are assigned at call time: the first is the previous
+   * `lastLsn + 1`. A crash before the promise resolves may keep any prefix of the records, so
+   * effects that must stay together belong in one record (one INTENT), not in one append.
    */
   append(records: readonly LogRecordInput[]): Promise<number> {
     try {
@@ -338,6 +344,10 @@ export class Log {
 
   async #pump(): Promise<void> {
     while (this.#queue.length > 0 && this.#failure === null) {
+      // A blocking disk runs write + fdatasync on this thread; without a turn of the event loop
+      // between writes, appenders that re-append on resolution would starve timers and I/O.
+      // The turn also lets appends from I/O callbacks join the write.
+      if (this.#disk.blocking === true) await yieldToEventLoop();
       const group = this.#takeGroup();
       if (group === null) {
         const rotated = await this.#rotate();
@@ -510,6 +520,7 @@ export class Log {
       segmentSizeBytes: this.#options.segmentSizeBytes,
       chainSeed: this.#durable.checksum,
     });
+    let active: FileHandle;
     try {
       await handle.write([header], 0);
       await handle.datasync();
@@ -518,6 +529,9 @@ export class Log {
         `${this.#options.walDir}/${name}`,
       );
       await this.#disk.syncDir(this.#options.walDir);
+      // The preparing handle was a background one; the hot path gets a foreground handle.
+      await handle.close();
+      active = await this.#disk.open(`${this.#options.walDir}/${name}`, 'write');
     } catch (error: unknown) {
       await handle.close().catch(() => undefined);
       this.#fence(
@@ -527,7 +541,7 @@ export class Log {
       return false;
     }
     await this.#active.close().catch(() => undefined);
-    this.#active = handle;
+    this.#active = active;
     this.#segments.push({
       name,
       firstLsn,

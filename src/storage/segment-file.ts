@@ -30,7 +30,7 @@ export async function preallocateSegment(
   let handle: FileHandle;
   try {
     if ((await disk.size(path)) !== null) await disk.remove(path);
-    handle = await disk.open(path, 'create');
+    handle = await disk.open(path, 'create', { background: true });
   } catch (error: unknown) {
     throw diskError('create segment', error);
   }
