@@ -32,7 +32,7 @@
  *   file handles and locks are invalid. Using such a handle returns a promise that never settles
  *   (rather than rejecting), because a dead process runs no error handlers; a rejection would
  *   let the old process's code run again and touch the new process's disk.
- * - Injected faults: failed writes (EIO or ENOSPC after writing a random prefix), a capacity
+ * - Injected faults: failed writes (EIO or ENOSPC after writing a random whole-sector prefix), a capacity
  *   limit (ENOSPC after writing the prefix that fits), bit flips in stored bytes, misdirected
  *   writes (the bytes land `shiftBytes` away and the intended range keeps its old bytes).
  * - With a `SimScheduler`, each operation completes after a seeded latency in virtual time, so
@@ -639,8 +639,16 @@ export class SimDisk implements Disk {
     const shiftBytes = misdirect === null ? 0 : misdirect.shiftBytes;
     const fault = this.takeFault(this.writeFaults, state);
     if (fault !== null) {
-      const prefix = this.faultRandom.int(data.length + 1);
-      this.applyWrite(file, position, data.subarray(0, prefix), shiftBytes);
+      // Devices and file systems fail writes in whole blocks, so the prefix that made it ends
+      // on a sector boundary of the file (or is all or nothing of the write).
+      const firstBoundary = Math.floor(position / this.sectorBytes) * this.sectorBytes;
+      const boundaries = Math.ceil((end - firstBoundary) / this.sectorBytes);
+      const cut = clamp(
+        firstBoundary + this.faultRandom.int(boundaries + 1) * this.sectorBytes,
+        position,
+        end,
+      );
+      this.applyWrite(file, position, data.subarray(0, cut - position), shiftBytes);
       throw systemError(fault.code, 'write', state.path);
     }
     const fitting = clamp(this.fileLengthAllowed(file) - position, 0, data.length);

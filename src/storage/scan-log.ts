@@ -287,7 +287,7 @@ class ScanState {
     assert(chain !== null, 'a scanned segment has a chain');
     const limit = segmentLimit(loaded);
     const from = Math.min(stop.offset + frameAlignmentBytes, limit);
-    const later = findLaterFrames(loaded.bytes, from, limit, chain);
+    const later = findLaterFrames(loaded.bytes, from, limit, chain, stop.offset);
     const evidence: Evidence = {
       stop: stop.kind,
       next: this.nextStatus(stop.kind),
@@ -301,6 +301,7 @@ class ScanState {
     const reason = `${verdict.why}${detail}`;
     switch (verdict.decision) {
       case 'end':
+        this.noteStaleTail(index, loaded, stop.offset, limit);
         return false;
       case 'next-segment':
         return true;
@@ -316,6 +317,21 @@ class ScanState {
         this.problem(loaded, stop.offset, 'corrupt', verdict.label, reason);
         return this.resync(loaded, summary, later.firstValidOffset, limit);
     }
+  }
+
+  /**
+   * Bytes past a clean end are the remains of a torn write that never formed a valid frame
+   * (old zeros where it started, garbage further on). They are harmless until later writes fill
+   * the segment up to them and rotate away: then they would sit after the last frame of a
+   * sealed segment and read as corruption (found by the simulation, seed 652). So they are
+   * reported as a torn tail and recovery zeroes them.
+   */
+  noteStaleTail(index: number, loaded: Loaded, offset: number, limit: number): void {
+    const dirtyEnd = dirtyEndAfter(loaded.bytes, offset, limit);
+    if (dirtyEnd <= offset) return;
+    const reason = `${dirtyEnd - offset} bytes of a torn write's remains past the end of the log`;
+    this.problem(loaded, offset, 'torn', '@stale-tail', reason);
+    this.result.tornTail = { segmentIndex: index, offset, dirtyEnd };
   }
 
   /** --continue: pick the scan up at the next self-valid frame, trusting its own chain fields. */

@@ -122,5 +122,5 @@ describe('crash during concurrent appends', () => {
       }
     }
     expect(ackedTotal).toBeGreaterThan(seeds.length);
-  });
+  }, 600_000);
 });

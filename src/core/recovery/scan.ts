@@ -109,7 +109,10 @@ export function scanSegment(
 export interface LaterFrames {
   /** A valid SEAL whose LSN is at least `expectedLsn`. */
   sealCovers: boolean;
-  /** A valid record with exactly the expected LSN and chain, away from the stop offset. */
+  /**
+   * A valid record with exactly the expected LSN and chain where the write that should have
+   * put it at the stop offset could not have: the signature of a misdirected write.
+   */
   strayCopy: boolean;
   /** Any valid record with LSN >= expectedLsn. */
   records: boolean;
@@ -119,13 +122,21 @@ export interface LaterFrames {
 
 /**
  * Looks at every 8-aligned offset in `bytes[from, limit)` for self-valid frames, whatever the
- * chain says, and reports what they prove about the place that stopped the scan.
+ * chain says, and reports what they prove about the place that stopped the scan
+ * (`stopOffset`).
+ *
+ * The expected record found at `stopOffset + 32` is not a stray copy: the write that should
+ * have continued the log at `stopOffset` starts with a 32-byte SEAL, so that is where its
+ * first record belongs. If the SEAL's sector was lost in a crash and the record's was not,
+ * that is an ordinary torn write (found by the simulation, seed 403). A misdirected write
+ * lands whole sectors away.
  */
 export function findLaterFrames(
   bytes: Uint8Array,
   from: number,
   limit: number,
   chain: ChainState,
+  stopOffset: number = from,
 ): LaterFrames {
   const found: LaterFrames = {
     sealCovers: false,
@@ -149,15 +160,32 @@ export function findLaterFrames(
     found.firstValidOffset ??= offset;
     if (frame.type === RecordType.Seal && frame.lsn >= chain.expectedLsn) found.sealCovers = true;
     if (frame.type !== RecordType.Seal && frame.lsn >= chain.expectedLsn) found.records = true;
-    if (frame.lsn === chain.expectedLsn && frame.prevChecksum === chain.prevChecksum) {
-      if (frame.type !== RecordType.Seal) found.strayCopy = true;
-    }
+    const inPlace = offset === stopOffset || offset === stopOffset + frameHeaderBytes;
+    const expected = frame.lsn === chain.expectedLsn && frame.prevChecksum === chain.prevChecksum;
+    if (expected && frame.type !== RecordType.Seal && !inPlace) found.strayCopy = true;
     offset += frame.frameBytes;
   }
   return found;
 }
 
-/** Whether one flipped bit explains the bad frame at `offset` (see format/bitflip.ts). */
+/** Smallest unit a crash tears (DESIGN and the simulated disk use 512-byte sectors). */
+const sectorBytes = 512;
+
+/**
+ * Whether one flipped bit explains the bad frame at `offset` (see format/bitflip.ts) in a way
+ * a crash cannot. A torn write leaves whole sectors with their old bytes, which at the tail of
+ * a log are zeros (preallocated or zeroed by truncation). So if the bytes of the sector holding
+ * the flipped bit (from the frame start on) are all zero now, the sector may simply never have
+ * been written, and its intended bytes may have had a single set bit (an LSN of 1, a small
+ * length): that is a tear, not bit rot (found by the simulation, seed 159). Only a flip in a
+ * sector that visibly holds written data counts as rot.
+ */
 export function explainedByBitFlip(bytes: Uint8Array, offset: number, limit: number): boolean {
-  return locateSingleBitFlip(bytes, offset, limit) !== null;
+  const flip = locateSingleBitFlip(bytes, offset, limit);
+  if (flip === null) return false;
+  const at = offset + flip.byteOffset;
+  const sectorStart = Math.max(offset, Math.floor(at / sectorBytes) * sectorBytes);
+  const sectorEnd = Math.min(limit, Math.floor(at / sectorBytes) * sectorBytes + sectorBytes);
+  for (let index = sectorStart; index < sectorEnd; index++) if (bytes[index] !== 0) return true;
+  return false;
 }
