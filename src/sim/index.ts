@@ -15,3 +15,9 @@ export type {
   SimSystemError,
   SimView,
 } from './disk.js';
+export { SimCheckpointDevice, SimCheckpointStore } from './checkpoint.js';
+export type {
+  SimCheckpointApply,
+  SimCheckpointDeviceOptions,
+  SimCheckpointFault,
+} from './checkpoint.js';

@@ -1,0 +1,18 @@
+import { SyncwalError } from '../core/errors.js';
+
+/**
+ * UNKNOWN: the write may or may not have taken effect (the node fenced itself before it
+ * resolved). `status(requestId)` on the restarted node answers definitively.
+ */
+export class UnknownOutcomeError extends SyncwalError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNKNOWN', message, options);
+  }
+}
+
+/** NOREPLICAS: the write will never become visible (its intent was aborted). */
+export class NoReplicasError extends SyncwalError {
+  constructor(message: string) {
+    super('NOREPLICAS', message);
+  }
+}

@@ -1,0 +1,37 @@
+import BTreeModule from 'sorted-btree';
+import { InvalidError } from '../core/errors.js';
+
+/**
+ * Keys are raw bytes. In memory they are held as latin1 strings (one char per byte): exact,
+ * compact (V8 stores them one byte per char), fast as Map keys, and they compare in byte order
+ * with the ordinary string comparison, which is what scans need.
+ */
+export type KeyString = string;
+
+// sorted-btree is CommonJS: Node's ESM loader hands over module.exports (class on `.default`),
+// while bundler-style interop (vitest) hands over the class itself. Accept both.
+type BTreeClass = typeof BTreeModule.default;
+const loaded = BTreeModule as unknown as { default?: BTreeClass };
+const BTree: BTreeClass = loaded.default ?? (BTreeModule as unknown as BTreeClass);
+export type SortedKeys = InstanceType<typeof BTree<KeyString, undefined>>;
+
+export function newSortedKeys(): SortedKeys {
+  return new BTree<KeyString, undefined>();
+}
+
+const encoder = new TextEncoder();
+
+/** Accepts a string (encoded as UTF-8) or bytes; anything else is INVALID naming `field`. */
+export function toBytes(value: unknown, field: string): Uint8Array {
+  if (typeof value === 'string') return encoder.encode(value);
+  if (value instanceof Uint8Array) return value;
+  throw new InvalidError(`${field} must be a string or a Uint8Array`);
+}
+
+export function keyString(bytes: Uint8Array): KeyString {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
+}
+
+export function keyBytes(key: KeyString): Buffer {
+  return Buffer.from(key, 'latin1');
+}

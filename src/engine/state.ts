@@ -1,0 +1,102 @@
+import { assert } from '../core/assert.js';
+import type { Effect } from '../core/format/record.js';
+import { keyBytes, keyString, newSortedKeys, type KeyString, type SortedKeys } from './keys.js';
+
+/**
+ * The committed, applied state: what reads see. Changed only by `apply`, in LSN order, after
+ * the intent committed. It also remembers which keys changed since the last checkpoint, so a
+ * checkpoint costs in proportion to new writes, not to the data size (DESIGN §5).
+ */
+export class CommittedState {
+  readonly #values = new Map<KeyString, Uint8Array>();
+  readonly #order: SortedKeys = newSortedKeys();
+  /** Latest value (null: deleted) of every key changed since the last checkpoint. */
+  #dirty = new Map<KeyString, Uint8Array | null>();
+  #appliedLsn: number;
+
+  constructor(appliedLsn: number) {
+    this.#appliedLsn = appliedLsn;
+  }
+
+  /** Every committed intent with LSN <= this is applied. */
+  get appliedLsn(): number {
+    return this.#appliedLsn;
+  }
+
+  get size(): number {
+    return this.#values.size;
+  }
+
+  get dirtyCount(): number {
+    return this.#dirty.size;
+  }
+
+  /** Loads one checkpointed entry (startup only, before any apply). */
+  load(key: Uint8Array, value: Uint8Array): void {
+    const name = keyString(key);
+    this.#values.set(name, value);
+    this.#order.set(name, undefined);
+  }
+
+  get(key: KeyString): Uint8Array | undefined {
+    return this.#values.get(key);
+  }
+
+  /** Applies a committed intent's effects. LSNs must increase. */
+  apply(lsn: number, effects: readonly Effect[]): void {
+    assert(lsn > this.#appliedLsn, 'intents apply in LSN order');
+    for (const effect of effects) {
+      const name = keyString(effect.key);
+      if (effect.op === 'put') {
+        this.#values.set(name, effect.value);
+        this.#order.set(name, undefined);
+        this.#dirty.set(name, effect.value);
+      } else {
+        this.#values.delete(name);
+        this.#order.delete(name);
+        this.#dirty.set(name, null);
+      }
+    }
+    this.#appliedLsn = lsn;
+  }
+
+  /** Moves the applied LSN past records that are not intents (COMMIT, TERM, ...). */
+  advance(lsn: number): void {
+    if (lsn > this.#appliedLsn) this.#appliedLsn = lsn;
+  }
+
+  /** Takes the changes since the last checkpoint (and starts a new change set). */
+  takeDirty(): Map<KeyString, Uint8Array | null> {
+    const taken = this.#dirty;
+    this.#dirty = new Map();
+    return taken;
+  }
+
+  /** Gives back changes a failed checkpoint did not store; newer changes win. */
+  restoreDirty(taken: Map<KeyString, Uint8Array | null>): void {
+    for (const [key, value] of taken) if (!this.#dirty.has(key)) this.#dirty.set(key, value);
+  }
+
+  /**
+   * Up to `limit` entries with start <= key < end (either bound optional), ascending, plus
+   * whether more follow.
+   */
+  scan(range: { start: KeyString | null; end: KeyString | null; limit: number }) {
+    const entries: { key: Buffer; value: Uint8Array }[] = [];
+    let more = false;
+    const low = range.start ?? this.#order.minKey();
+    if (low === undefined) return { entries, more };
+    this.#order.forRange(low, range.end ?? '\uffff', false, (key) => {
+      if (range.end !== null && key >= range.end) return { break: true };
+      if (entries.length === range.limit) {
+        more = true;
+        return { break: true };
+      }
+      const value = this.#values.get(key);
+      assert(value !== undefined, 'the order index matches the values');
+      entries.push({ key: keyBytes(key), value });
+      return undefined;
+    });
+    return { entries, more };
+  }
+}
