@@ -127,6 +127,8 @@ export interface NodeParts {
 
 const scanLimitDefault = 100;
 
+export type NodeEvent = 'role' | 'fenced' | 'checkpoint' | 'checkpoint-failed';
+
 export class SyncwalNode {
   readonly #options: NodeOptionsResolved;
   readonly #log: Log;
@@ -173,13 +175,16 @@ export class SyncwalNode {
     return this.#state.get(key) ?? null;
   }
 
-  /** 'role' (always 'primary' on a single node) and 'fenced' (the error). */
-  on(event: 'role' | 'fenced', listener: (value: unknown) => void): this {
+  /**
+   * 'role' (always 'primary' on a single node), 'fenced' (the error), 'checkpoint' (its
+   * `{ lsn }`) and 'checkpoint-failed' (the error) for automatic checkpoints.
+   */
+  on(event: NodeEvent, listener: (value: unknown) => void): this {
     this.#events.on(event, listener);
     return this;
   }
 
-  off(event: 'role' | 'fenced', listener: (value: unknown) => void): this {
+  off(event: NodeEvent, listener: (value: unknown) => void): this {
     this.#events.off(event, listener);
     return this;
   }

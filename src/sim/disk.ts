@@ -32,7 +32,7 @@
  *   file handles and locks are invalid. Using such a handle returns a promise that never settles
  *   (rather than rejecting), because a dead process runs no error handlers; a rejection would
  *   let the old process's code run again and touch the new process's disk.
- * - Injected faults: failed writes (EIO or ENOSPC after writing a random whole-sector prefix), a capacity
+ * - Injected faults: failed writes (EIO or ENOSPC after a random whole-sector prefix), a capacity
  *   limit (ENOSPC after writing the prefix that fits), bit flips in stored bytes, misdirected
  *   writes (the bytes land `shiftBytes` away and the intended range keeps its old bytes).
  * - With a `SimScheduler`, each operation completes after a seeded latency in virtual time, so

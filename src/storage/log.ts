@@ -498,8 +498,10 @@ export class Log {
       );
     this.#prepared = null;
     const result = await prepared;
-    if (result instanceof SyncwalError) throw result;
-    return result;
+    if (!(result instanceof SyncwalError)) return result;
+    // A background preparation that failed earlier (say, while the disk was full) is stale:
+    // try once more now, so writes resume as soon as space is freed.
+    return preallocateSegment(this.#disk, this.#options.walDir, this.#options.segmentSizeBytes);
   }
 
   /** Starts the next segment. Returns false if the queue was failed instead. */
