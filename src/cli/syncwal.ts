@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-import { readFileSync, realpathSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { errnoCode } from '../core/errors.js';
-import { exitCodes, main as walInspectMain, type Output } from './wal-inspect.js';
+import { runIfEntryPoint, type Output } from './entry.js';
+import { exitCodes, main as walInspectMain } from './wal-inspect.js';
 
 /**
  * The `syncwal` command. Today it hosts the log tools (`syncwal inspect ...` is the same
@@ -47,24 +47,4 @@ export async function main(argv: readonly string[], output: Output): Promise<num
   return code;
 }
 
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (script === undefined) return false;
-  try {
-    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
-  process.stdout.on('error', (error: unknown) => {
-    if (errnoCode(error) === 'EPIPE') process.exit(exitCodes.clean);
-    throw error;
-  });
-  const output: Output = {
-    out: (line) => process.stdout.write(`${line}\n`),
-    err: (line) => process.stderr.write(`${line}\n`),
-  };
-  process.exitCode = await main(process.argv.slice(2), output);
-}
+await runIfEntryPoint(import.meta.url, main);

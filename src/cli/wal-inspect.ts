@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-import { realpathSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { InvalidError, errnoCode, isSyncwalError } from '../core/errors.js';
 import {
@@ -21,6 +19,7 @@ import {
 import { parseSegmentName } from '../core/format/segment-header.js';
 import type { ScannedFrame } from '../core/recovery/scan.js';
 import { NodeDisk } from '../node/disk.js';
+import { runIfEntryPoint, type Output } from './entry.js';
 import type { Disk } from '../ports/disk.js';
 import { scanLog, type LogProblem, type LogScan, type ScanOptions } from '../storage/scan-log.js';
 
@@ -51,10 +50,7 @@ export const exitCodes = Object.freeze({
 });
 
 /** Where output goes; tests of the formatters can collect it instead of printing it. */
-export interface Output {
-  out(line: string): void;
-  err(line: string): void;
-}
+export type { Output } from './entry.js';
 
 interface ScanFlags {
   json?: boolean;
@@ -538,25 +534,4 @@ export async function main(argv: readonly string[], output: Output): Promise<num
   }
 }
 
-function isEntryPoint(): boolean {
-  const script = process.argv[1];
-  if (script === undefined) return false;
-  try {
-    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isEntryPoint()) {
-  // A closed pipe (`wal-inspect dump dir | head`) is not an error worth a stack trace.
-  process.stdout.on('error', (error: unknown) => {
-    if (errnoCode(error) === 'EPIPE') process.exit(exitCodes.clean);
-    throw error;
-  });
-  const output: Output = {
-    out: (line) => process.stdout.write(`${line}\n`),
-    err: (line) => process.stderr.write(`${line}\n`),
-  };
-  process.exitCode = await main(process.argv.slice(2), output);
-}
+await runIfEntryPoint(import.meta.url, main);

@@ -49,6 +49,27 @@ export class SimScheduler {
   }
 
   /**
+   * Steps until `promise` settles and returns its outcome (resolving or rejecting with it). If
+   * no event is queued, one event-loop turn passes instead (work may finish outside the
+   * scheduler, in microtasks or I/O). Rejects if the promise has not settled after `stepsMax`
+   * steps or turns: a simulated operation that never completes is a bug to report.
+   */
+  async drive<T>(promise: Promise<T>, options: { stepsMax?: number } = {}): Promise<T> {
+    const stepsMax = options.stepsMax ?? 1_000_000;
+    let settled = false;
+    const tracked = promise.finally(() => {
+      settled = true;
+    });
+    // Observed here so a rejection arriving mid-loop is not reported as unhandled.
+    tracked.catch(() => undefined);
+    for (let steps = 0; !settled && steps < stepsMax; steps++) {
+      if (!(await this.step())) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    if (!settled) throw new Error(`SimScheduler.drive: not settled after ${stepsMax} steps`);
+    return tracked;
+  }
+
+  /**
    * Steps until no event is queued or `stepsMax` steps ran, and resolves with the steps taken.
    * Hitting the bound is not an error here: the caller checks `pending` if it must be idle.
    */

@@ -31,29 +31,11 @@ checkpointConformanceSuite('SimCheckpointStore with latency', async () => {
   };
 });
 
-/** Steps the scheduler until `promise` settles (or nothing is left to run). */
-async function drive<T>(scheduler: SimScheduler, promise: Promise<T>): Promise<T> {
-  let settled = false;
-  const observed = promise.then(
-    () => {
-      settled = true;
-    },
-    () => {
-      settled = true;
-    },
-  );
-  for (let steps = 0; !settled && steps < 1_000_000; steps++) {
-    if (!(await scheduler.step())) break;
-  }
-  await observed;
-  return promise;
-}
-
 function drivenStore(store: CheckpointStore, scheduler: SimScheduler): CheckpointStore {
   return {
-    load: (): Promise<CheckpointSnapshot> => drive(scheduler, store.load()),
+    load: (): Promise<CheckpointSnapshot> => scheduler.drive(store.load()),
     // The store's own call runs first, so an assertion in it still throws synchronously.
-    apply: (batch: CheckpointBatch): Promise<void> => drive(scheduler, store.apply(batch)),
-    close: (): Promise<void> => drive(scheduler, store.close()),
+    apply: (batch: CheckpointBatch): Promise<void> => scheduler.drive(store.apply(batch)),
+    close: (): Promise<void> => scheduler.drive(store.close()),
   };
 }

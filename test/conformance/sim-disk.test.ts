@@ -28,26 +28,8 @@ diskConformanceSuite('SimDisk with latency', async () => {
   };
 });
 
-/** Steps the scheduler until `promise` settles (or nothing is left to run). */
-async function drive<T>(scheduler: SimScheduler, promise: Promise<T>): Promise<T> {
-  let settled = false;
-  const observed = promise.then(
-    () => {
-      settled = true;
-    },
-    () => {
-      settled = true;
-    },
-  );
-  for (let steps = 0; !settled && steps < 1_000_000; steps++) {
-    if (!(await scheduler.step())) break;
-  }
-  await observed;
-  return promise;
-}
-
 function drivenDisk(disk: Disk, scheduler: SimScheduler): Disk {
-  const run = <T>(promise: Promise<T>): Promise<T> => drive(scheduler, promise);
+  const run = <T>(promise: Promise<T>): Promise<T> => scheduler.drive(promise);
   return {
     open: async (path, mode) => drivenHandle(await run(disk.open(path, mode)), scheduler),
     list: (dir) => run(disk.list(dir)),
@@ -62,7 +44,7 @@ function drivenDisk(disk: Disk, scheduler: SimScheduler): Disk {
 }
 
 function drivenHandle(handle: FileHandle, scheduler: SimScheduler): FileHandle {
-  const run = <T>(promise: Promise<T>): Promise<T> => drive(scheduler, promise);
+  const run = <T>(promise: Promise<T>): Promise<T> => scheduler.drive(promise);
   return {
     read: (target, targetOffset, length, position) =>
       run(handle.read(target, targetOffset, length, position)),
@@ -75,5 +57,5 @@ function drivenHandle(handle: FileHandle, scheduler: SimScheduler): FileHandle {
 }
 
 function drivenLock(lock: DiskLock, scheduler: SimScheduler): DiskLock {
-  return { release: () => drive(scheduler, lock.release()) };
+  return { release: () => scheduler.drive(lock.release()) };
 }

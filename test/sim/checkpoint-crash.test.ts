@@ -68,20 +68,6 @@ async function stateAfter(applied: CheckpointBatch[]): Promise<string> {
   return fingerprint(await store.load());
 }
 
-/** Steps the scheduler until `promise` settles (or nothing is left to run). */
-async function drive<T>(scheduler: SimScheduler, promise: Promise<T>): Promise<T> {
-  let settled = false;
-  const observed = promise.then(
-    () => (settled = true),
-    () => (settled = true),
-  );
-  for (let steps = 0; !settled && steps < 100_000; steps++) {
-    if (!(await scheduler.step())) break;
-  }
-  await observed;
-  return promise;
-}
-
 /** Whether a promise settles once every queued event and its reactions have run. */
 async function settlesAfterRun(scheduler: SimScheduler | null, promise: Promise<unknown>) {
   let settled = false;
@@ -105,7 +91,7 @@ describe('SimCheckpointDevice crash', () => {
       const scheduler = new SimScheduler();
       const device = new SimCheckpointDevice({ seed, scheduler, latencyMs: { min: 1, max: 9 } });
       const store = device.open();
-      await drive(scheduler, store.apply(first));
+      await scheduler.drive(store.apply(first));
       const inflight = store.apply(second);
       const loading = store.load();
       // Run a few events (possibly none): the apply may complete first, or be caught in flight.
@@ -113,7 +99,7 @@ describe('SimCheckpointDevice crash', () => {
       for (let steps = random.int(3); steps > 0; steps--) await scheduler.step();
       const completed = device.inflightCount === 0;
       device.crash();
-      const recovered = fingerprint(await drive(scheduler, device.open().load()));
+      const recovered = fingerprint(await scheduler.drive(device.open().load()));
       if (completed) expect(recovered, `seed ${seed}: a completed apply is durable`).toBe(after);
       expect([before, after], `seed ${seed}`).toContain(recovered);
       outcomes[recovered === after ? 'after' : 'before']++;

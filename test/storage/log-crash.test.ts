@@ -13,18 +13,6 @@ import { intent, openLog, payloadFor, sameBytes } from './helpers.js';
 const seedsDefault = 1000;
 const seedOnly = process.env.CRASH_SEED === undefined ? null : Number(process.env.CRASH_SEED);
 
-async function drive<T>(scheduler: SimScheduler, promise: Promise<T>): Promise<T> {
-  let settled = false;
-  const tracked = promise.finally(() => {
-    settled = true;
-  });
-  for (let steps = 0; !settled && steps < 100_000; steps++) {
-    if (!(await scheduler.step())) await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-  if (!settled) throw new Error('operation did not settle within the step bound');
-  return tracked;
-}
-
 interface Acked {
   lsn: number;
   tag: string;
@@ -69,8 +57,7 @@ async function checkAcked(
   const highest = Math.max(0, ...acked.keys());
   expect(log.lastLsn, `seed ${seed}: lost acknowledged records`).toBeGreaterThanOrEqual(highest);
   if (log.durableLsn < log.firstLsn) return;
-  const records = await drive(
-    scheduler,
+  const records = await scheduler.drive(
     log.read({ lsnFirst: log.firstLsn, lsnLast: log.durableLsn }),
   );
   for (const record of records) {
@@ -89,7 +76,7 @@ async function runSeed(seed: number) {
   const acked = new Map<number, Acked>();
   const rounds = random.range(1, 3);
   for (let round = 0; round < rounds; round++) {
-    const log = await drive(scheduler, openLog(disk, segmentBytes));
+    const log = await scheduler.drive(openLog(disk, segmentBytes));
     await checkAcked(scheduler, log, acked, seed);
     // Records beyond what was acknowledged may survive; they are now part of the log.
     for (const lsn of [...acked.keys()]) if (lsn > log.lastLsn) acked.delete(lsn);
@@ -98,9 +85,9 @@ async function runSeed(seed: number) {
     disk.crash();
     scheduler.clear();
   }
-  const final = await drive(scheduler, openLog(disk, segmentBytes));
+  const final = await scheduler.drive(openLog(disk, segmentBytes));
   await checkAcked(scheduler, final, acked, seed);
-  await drive(scheduler, final.close());
+  await scheduler.drive(final.close());
   return acked.size;
 }
 

@@ -4,18 +4,6 @@ import { SimDisk } from '../../src/sim/disk.js';
 import { SimScheduler } from '../../src/sim/scheduler.js';
 import { intent, openLog, payloadFor, sameBytes } from './helpers.js';
 
-async function drive<T>(scheduler: SimScheduler, promise: Promise<T>): Promise<T> {
-  let settled = false;
-  const tracked = promise.finally(() => {
-    settled = true;
-  });
-  for (let steps = 0; !settled && steps < 100_000; steps++) {
-    if (!(await scheduler.step())) await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-  if (!settled) throw new Error('operation did not settle within the step bound');
-  return tracked;
-}
-
 /**
  * A suffix truncation touches several files. A crash at any point must leave either the whole
  * old log or exactly the truncated one, never corruption and never resurrected records.
@@ -27,17 +15,17 @@ describe('crash during suffix truncation', () => {
       const random = new Random(seed);
       const scheduler = new SimScheduler();
       const disk = new SimDisk({ seed, scheduler, latencyMs: { min: 0, max: 4 } });
-      const log = await drive(scheduler, openLog(disk, 4096));
+      const log = await scheduler.drive(openLog(disk, 4096));
       const total = random.range(20, 90);
       for (let index = 1; index <= total; index++) {
-        await drive(scheduler, log.append([intent(`t${index}`, random.range(0, 300))]));
+        await scheduler.drive(log.append([intent(`t${index}`, random.range(0, 300))]));
       }
       const keep = random.range(0, total - 1);
       void log.truncateSuffix({ lsnLast: keep }).catch(() => undefined);
       await scheduler.run({ stepsMax: random.range(0, 60) });
       disk.crash();
       scheduler.clear();
-      const reopened = await drive(scheduler, openLog(disk, 4096)).catch((error: unknown) => {
+      const reopened = await scheduler.drive(openLog(disk, 4096)).catch((error: unknown) => {
         throw new Error(`seed ${seed}: reopen failed: ${String(error)}`);
       });
       expect([keep, total], `seed ${seed}`).toContain(reopened.lastLsn);
@@ -45,12 +33,12 @@ describe('crash during suffix truncation', () => {
       else outcomes.old += 1;
       // The log keeps working after either outcome, and new records survive the next crash.
       const next = reopened.lastLsn + 1;
-      await drive(scheduler, reopened.append([intent(`new${next}`, 50)]));
+      await scheduler.drive(reopened.append([intent(`new${next}`, 50)]));
       disk.crash();
       scheduler.clear();
-      const third = await drive(scheduler, openLog(disk, 4096));
+      const third = await scheduler.drive(openLog(disk, 4096));
       expect(third.lastLsn, `seed ${seed}`).toBe(next);
-      const [record] = await drive(scheduler, third.read({ lsnFirst: next, lsnLast: next }));
+      const [record] = await scheduler.drive(third.read({ lsnFirst: next, lsnLast: next }));
       expect(sameBytes(record?.payload ?? new Uint8Array(), payloadFor(`new${next}`, 50))).toBe(
         true,
       );
