@@ -52,8 +52,25 @@ export interface NodeDiskOptions {
   io?: NodeDiskIo;
 }
 
+/**
+ * Synchronous writes and fsyncs block the event loop. A caller that re-appends as soon as its
+ * append resolves would never let it turn, starving timers and I/O (measured: no timer fired
+ * for a whole second). So blocking calls first yield one turn whenever a millisecond has passed
+ * since the last yield: at most one setImmediate per millisecond, nothing on a quiet path.
+ */
+class EventLoopTurns {
+  #lastTurnMs = performance.now();
+
+  async maybeYield(): Promise<void> {
+    if (performance.now() - this.#lastTurnMs < 1) return;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.#lastTurnMs = performance.now();
+  }
+}
+
 export class NodeDisk implements Disk {
   readonly io: NodeDiskIo;
+  readonly #turns = new EventLoopTurns();
 
   constructor(options: NodeDiskOptions = {}) {
     const io = options.io ?? 'sync';
@@ -72,7 +89,7 @@ export class NodeDisk implements Disk {
     });
     // Bulk background work (zero-filling a 64 MiB segment) must not stall the event loop.
     const io = options.background === true ? 'async' : this.io;
-    return new NodeFileHandle(fd, path, mode, io);
+    return new NodeFileHandle(fd, path, mode, io, this.#turns);
   }
 
   async list(dir: string): Promise<string[]> {
@@ -181,6 +198,7 @@ class NodeFileHandle implements FileHandle {
     private readonly path: string,
     private readonly mode: OpenMode,
     private readonly io: NodeDiskIo = 'sync',
+    private readonly turns: EventLoopTurns = new EventLoopTurns(),
   ) {}
 
   read(
@@ -212,6 +230,7 @@ class NodeFileHandle implements FileHandle {
     assertByteCount(position, 'position');
     return this.run('write', async (fd) => {
       if (this.mode === 'read') throw badDescriptor('write', this.path);
+      if (this.io === 'sync') await this.turns.maybeYield();
       let remaining = buffers.filter((buffer) => buffer.length > 0);
       let bytesLeft = remaining.reduce((sum, buffer) => sum + buffer.length, 0);
       let offset = position;

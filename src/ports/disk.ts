@@ -21,8 +21,9 @@
 export interface Disk {
   /**
    * True if `write` and `datasync` run synchronously on the calling thread (they still return
-   * promises). A caller that issues them in a loop must then yield to the event loop between
-   * calls itself, or timers and I/O starve. Absent means false.
+   * promises). Such an adapter must itself let the event loop turn now and then (the real one
+   * yields once per millisecond of blocking work), so callers that loop on it cannot starve
+   * timers and I/O. Absent means false.
    */
   readonly blocking?: boolean;
   /**

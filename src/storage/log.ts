@@ -111,10 +111,6 @@ interface Tail {
 
 const emptyPayload = new Uint8Array(0);
 
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
 function parentDirectory(path: string): string {
   const cut = path.lastIndexOf('/');
   if (cut > 0) return path.slice(0, cut);
@@ -344,10 +340,6 @@ export class Log {
 
   async #pump(): Promise<void> {
     while (this.#queue.length > 0 && this.#failure === null) {
-      // A blocking disk runs write + fdatasync on this thread; without a turn of the event loop
-      // between writes, appenders that re-append on resolution would starve timers and I/O.
-      // The turn also lets appends from I/O callbacks join the write.
-      if (this.#disk.blocking === true) await yieldToEventLoop();
       const group = this.#takeGroup();
       if (group === null) {
         const rotated = await this.#rotate();
