@@ -28,8 +28,17 @@ export function toBytes(value: unknown, field: string): Uint8Array {
   throw new InvalidError(`${field} must be a string or a Uint8Array`);
 }
 
+type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice;
+
+/**
+ * The key's bytes as a latin1 string. Uses Buffer's latin1Slice directly on the Uint8Array:
+ * `Buffer.from(bytes.buffer, ...)` would make V8 move a small on-heap array off the heap on
+ * every call (measured: a quarter of the CPU of a put).
+ */
 export function keyString(bytes: Uint8Array): KeyString {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
+  if (latin1Slice !== undefined) return latin1Slice.call(bytes, 0, bytes.length);
+  return Buffer.from(bytes).toString('latin1');
 }
 
 export function keyBytes(key: KeyString): Buffer {

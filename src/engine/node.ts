@@ -210,7 +210,7 @@ export class SyncwalNode {
         `${field} of ${bytes.length} bytes exceeds ${this.#options.keyBytesMax}`,
       );
     }
-    return Uint8Array.from(bytes);
+    return copyBytes(bytes);
   }
 
   #value(input: unknown, field = 'value'): Uint8Array {
@@ -220,7 +220,7 @@ export class SyncwalNode {
         `${field} of ${bytes.length} bytes exceeds ${this.#options.valueBytesMax}`,
       );
     }
-    return Uint8Array.from(bytes);
+    return copyBytes(bytes);
   }
 
   #requestId(options: WriteOptions | undefined): string | null {
@@ -413,7 +413,12 @@ export class SyncwalNode {
       if (entry.lsn > durableLsn) break;
       this.#applyCommitted(entry);
     }
-    if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
+    // Drop applied entries so their keys and values can be collected: all at once when the
+    // queue is drained (the common case), in bulk when a long tail keeps it from draining.
+    if (this.#pendingHead === this.#pending.length) {
+      this.#pending.length = 0;
+      this.#pendingHead = 0;
+    } else if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
       this.#pending.splice(0, this.#pendingHead);
       this.#pendingHead = 0;
     }
@@ -512,12 +517,22 @@ export class SyncwalNode {
   }
 
   /** The committed value of `key`, or null. Never sees pending writes. */
-  async get(key: KeyInput, options?: ReadOptions): Promise<Buffer | null> {
-    this.#checkOpen();
-    const bytes = toBytes(key, 'key');
-    if (bytes.length > this.#options.keyBytesMax) throw new InvalidError('key too large');
-    if (options?.read !== undefined) await this.#readBarrier(options.read);
-    const value = this.#state.get(keyString(bytes));
+  get(key: KeyInput, options?: ReadOptions): Promise<Buffer | null> {
+    try {
+      this.#checkOpen();
+      const bytes = toBytes(key, 'key');
+      if (bytes.length > this.#options.keyBytesMax) throw new InvalidError('key too large');
+      const name = keyString(bytes);
+      // The common case needs no wait: answer with an already-settled promise.
+      if (options?.read === undefined) return Promise.resolve(this.#committedCopy(name));
+      return this.#readBarrier(options.read).then(() => this.#committedCopy(name));
+    } catch (error: unknown) {
+      return Promise.reject(error);
+    }
+  }
+
+  #committedCopy(name: KeyString): Buffer | null {
+    const value = this.#state.get(name);
     return value === undefined ? null : Buffer.from(value);
   }
 
@@ -660,6 +675,14 @@ export class SyncwalNode {
     this.#waiters = [];
     for (const waiter of waiters) waiter.reject(new ClosedError('node is closed'));
   }
+}
+
+/**
+ * A copy the caller cannot change under us. `Uint8Array.prototype.slice` copies even for a
+ * Buffer (whose own `slice` is a view), and is much faster than `Uint8Array.from`.
+ */
+function copyBytes(bytes: Uint8Array): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes);
 }
 
 /** The smallest string above every string that starts with `prefix`, or null if none. */

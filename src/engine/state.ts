@@ -9,7 +9,11 @@ import { keyBytes, keyString, newSortedKeys, type KeyString, type SortedKeys } f
  */
 export class CommittedState {
   readonly #values = new Map<KeyString, Uint8Array>();
-  readonly #order: SortedKeys = newSortedKeys();
+  /**
+   * Key order for scans, built on the first scan and maintained from then on: a node that is
+   * never scanned (or not yet) pays nothing for it on writes, loads and replay.
+   */
+  #order: SortedKeys | null = null;
   /** Latest value (null: deleted) of every key changed since the last checkpoint. */
   #dirty = new Map<KeyString, Uint8Array | null>();
   #appliedLsn: number;
@@ -35,7 +39,7 @@ export class CommittedState {
   load(key: Uint8Array, value: Uint8Array): void {
     const name = keyString(key);
     this.#values.set(name, value);
-    this.#order.set(name, undefined);
+    this.#order?.set(name, undefined);
   }
 
   get(key: KeyString): Uint8Array | undefined {
@@ -48,12 +52,12 @@ export class CommittedState {
     for (const effect of effects) {
       const name = keyString(effect.key);
       if (effect.op === 'put') {
+        // The sorted index only changes when the key is new.
+        if (this.#order !== null && !this.#values.has(name)) this.#order.set(name, undefined);
         this.#values.set(name, effect.value);
-        this.#order.set(name, undefined);
         this.#dirty.set(name, effect.value);
       } else {
-        this.#values.delete(name);
-        this.#order.delete(name);
+        if (this.#values.delete(name)) this.#order?.delete(name);
         this.#dirty.set(name, null);
       }
     }
@@ -77,6 +81,15 @@ export class CommittedState {
     for (const [key, value] of taken) if (!this.#dirty.has(key)) this.#dirty.set(key, value);
   }
 
+  #sortedKeys(): SortedKeys {
+    if (this.#order !== null) return this.#order;
+    const keys = [...this.#values.keys()].sort();
+    const order = newSortedKeys();
+    for (const key of keys) order.set(key, undefined);
+    this.#order = order;
+    return order;
+  }
+
   /**
    * Up to `limit` entries with start <= key < end (either bound optional), ascending, plus
    * whether more follow.
@@ -84,9 +97,10 @@ export class CommittedState {
   scan(range: { start: KeyString | null; end: KeyString | null; limit: number }) {
     const entries: { key: Buffer; value: Uint8Array }[] = [];
     let more = false;
-    const low = range.start ?? this.#order.minKey();
+    const order = this.#sortedKeys();
+    const low = range.start ?? order.minKey();
     if (low === undefined) return { entries, more };
-    this.#order.forRange(low, range.end ?? '\uffff', false, (key) => {
+    order.forRange(low, range.end ?? '\uffff', false, (key) => {
       if (range.end !== null && key >= range.end) return { break: true };
       if (entries.length === range.limit) {
         more = true;

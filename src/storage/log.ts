@@ -111,6 +111,29 @@ interface Tail {
 
 const emptyPayload = new Uint8Array(0);
 
+/**
+ * The index of the last record to read from [first, last] so that the bytes read stay near
+ * `bytesMax` (at least one record): a binary search over the record offsets, so a small read
+ * does not load the rest of a 64 MiB segment.
+ */
+function readLimitIndex(
+  offsets: readonly number[],
+  range: { first: number; last: number; bytesMax: number },
+): number {
+  const start = offsets[range.first];
+  assert(start !== undefined, 'the first record is indexed');
+  let low = range.first;
+  let high = range.last;
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2);
+    const offset = offsets[middle];
+    assert(offset !== undefined, 'indexed records are dense');
+    if (offset - start <= range.bytesMax) low = middle;
+    else high = middle - 1;
+  }
+  return low;
+}
+
 function parentDirectory(path: string): string {
   const cut = path.lastIndexOf('/');
   if (cut > 0) return path.slice(0, cut);
@@ -331,11 +354,16 @@ export class Log {
 
   #kick(): void {
     if (this.#pumping !== null) return;
-    this.#pumping = this.#pump().finally(() => {
-      this.#pumping = null;
-      // Appends may have arrived while the pump was finishing its last step.
-      if (this.#queue.length > 0 && this.#failure === null) this.#kick();
-    });
+    // Start writing one microtask later: when a write resolves many appends, their callers'
+    // continuations are already queued and each appends again before the pump takes a group,
+    // so the next write carries all of them instead of the first alone.
+    this.#pumping = Promise.resolve()
+      .then(() => this.#pump())
+      .finally(() => {
+        this.#pumping = null;
+        // Appends may have arrived while the pump was finishing its last step.
+        if (this.#queue.length > 0 && this.#failure === null) this.#kick();
+      });
   }
 
   async #pump(): Promise<void> {
@@ -628,7 +656,12 @@ export class Log {
   ): Promise<LogRecord[]> {
     const start = segment.recordOffsets[lsnFirst - segment.firstLsn];
     assert(start !== undefined, 'index covers the range');
-    const end = segment.recordOffsets[lsnLast - segment.firstLsn + 1] ?? segment.endOffset;
+    const last = readLimitIndex(segment.recordOffsets, {
+      first: lsnFirst - segment.firstLsn,
+      last: lsnLast - segment.firstLsn,
+      bytesMax,
+    });
+    const end = segment.recordOffsets[last + 1] ?? segment.endOffset;
     const bytes = new Uint8Array(end - start);
     const count = await handle.read(bytes, 0, bytes.length, start);
     const records: LogRecord[] = [];
