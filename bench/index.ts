@@ -6,6 +6,7 @@
  * `--quick` runs each configuration for a fraction of the time (a smoke run, not a
  * measurement); `--system` runs only the named systems of the suite.
  */
+import { runEngineSuite } from './engine.js';
 import { runLogSuite, type SuiteOptions } from './log.js';
 
 interface Suite {
@@ -19,6 +20,11 @@ const suites: readonly Suite[] = [
     name: 'log',
     description: 'durable 100-byte appends: fdatasync loop vs better-sqlite3 vs syncwal',
     run: runLogSuite,
+  },
+  {
+    name: 'engine',
+    description: 'single-node put/get, replay, checkpoint and memory: syncwal vs better-sqlite3',
+    run: runEngineSuite,
   },
 ];
 
