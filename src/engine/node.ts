@@ -5,7 +5,7 @@ import { RecordType } from '../core/format/frame.js';
 import {
   encodeCheckpoint,
   encodeCommit,
-  encodeIntent,
+  encodeIntentTransient,
   type Effect,
 } from '../core/format/record.js';
 import { recordPayloadBytesMax } from '../core/limits.js';
@@ -210,7 +210,8 @@ export class SyncwalNode {
         `${field} of ${bytes.length} bytes exceeds ${this.#options.keyBytesMax}`,
       );
     }
-    return copyBytes(bytes);
+    // A string was just encoded into fresh bytes nobody else holds; caller bytes are copied.
+    return typeof input === 'string' ? bytes : copyBytes(bytes);
   }
 
   #value(input: unknown, field = 'value'): Uint8Array {
@@ -220,7 +221,7 @@ export class SyncwalNode {
         `${field} of ${bytes.length} bytes exceeds ${this.#options.valueBytesMax}`,
       );
     }
-    return copyBytes(bytes);
+    return typeof input === 'string' ? bytes : copyBytes(bytes);
   }
 
   #requestId(options: WriteOptions | undefined): string | null {
@@ -359,7 +360,8 @@ export class SyncwalNode {
   }
 
   #logIntent(effects: Effect[], requestId: string | null): Pending {
-    const payload = encodeIntent({ requestId, effects });
+    // A transient view: the log copies the payload into its frame before append returns.
+    const payload = encodeIntentTransient({ requestId, effects });
     // Room for the intent plus a COMMIT record riding along (a 56-byte frame).
     if (payload.length + 32 + 64 > Math.min(this.#log.appendBytesMax, recordPayloadBytesMax)) {
       throw new InvalidError(

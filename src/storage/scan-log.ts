@@ -136,9 +136,21 @@ function segmentLimit(loaded: Loaded): number {
   return Math.min(size, loaded.bytes.length);
 }
 
-/** The end of the damaged bytes after `from`: the last non-zero byte, rounded up to 8. */
+/**
+ * The end of the damaged bytes after `from`: the last non-zero byte, rounded up to 8. Scans
+ * backwards eight bytes at a time (a 64 MiB segment is mostly zeros past the end of the log).
+ */
 function dirtyEndAfter(bytes: Uint8Array, from: number, limit: number): number {
-  for (let index = limit - 1; index >= from; index--) {
+  const aligned = (bytes.byteOffset & 7) === 0 && limit % 8 === 0;
+  let index = limit;
+  if (aligned) {
+    const words = new Float64Array(bytes.buffer, bytes.byteOffset, Math.floor(limit / 8));
+    let word = words.length - 1;
+    // Any non-zero byte makes the 8-byte word a non-zero double or a NaN (NaN !== 0 too).
+    for (; word * 8 >= from && words[word] === 0 && !Object.is(words[word], -0); word--);
+    index = Math.min(limit, (word + 1) * 8);
+  }
+  for (index -= 1; index >= from; index--) {
     if (bytes[index] !== 0)
       return Math.min(limit, Math.ceil((index + 1) / frameAlignmentBytes) * 8);
   }
