@@ -41,6 +41,19 @@ export function keyString(bytes: Uint8Array): KeyString {
   return Buffer.from(bytes).toString('latin1');
 }
 
+const asciiOnly = /^[\x00-\x7f]*$/;
+
+/**
+ * The KeyString of a key given as a string or bytes. An ASCII string's UTF-8 bytes are its
+ * own char codes, so it is its own KeyString: no encoding, no allocation (the read path).
+ */
+export function keyStringOf(input: unknown, field: string): { name: KeyString; bytes: number } {
+  if (typeof input === 'string' && asciiOnly.test(input))
+    return { name: input, bytes: input.length };
+  const bytes = toBytes(input, field);
+  return { name: keyString(bytes), bytes: bytes.length };
+}
+
 export function keyBytes(key: KeyString): Buffer {
   return Buffer.from(key, 'latin1');
 }

@@ -12,7 +12,7 @@ import { recordPayloadBytesMax } from '../core/limits.js';
 import type { CheckpointStore } from '../ports/checkpoint.js';
 import type { Log, LogRecordInput } from '../storage/log.js';
 import { NoReplicasError, UnknownOutcomeError } from './errors.js';
-import { keyBytes, keyString, toBytes, type KeyString } from './keys.js';
+import { keyBytes, keyString, keyStringOf, toBytes, type KeyString } from './keys.js';
 import {
   computeCompareAndSet,
   computeDelete,
@@ -522,9 +522,8 @@ export class SyncwalNode {
   get(key: KeyInput, options?: ReadOptions): Promise<Buffer | null> {
     try {
       this.#checkOpen();
-      const bytes = toBytes(key, 'key');
-      if (bytes.length > this.#options.keyBytesMax) throw new InvalidError('key too large');
-      const name = keyString(bytes);
+      const { name, bytes } = keyStringOf(key, 'key');
+      if (bytes > this.#options.keyBytesMax) throw new InvalidError('key too large');
       // The common case needs no wait: answer with an already-settled promise.
       if (options?.read === undefined) return Promise.resolve(this.#committedCopy(name));
       return this.#readBarrier(options.read).then(() => this.#committedCopy(name));
