@@ -101,6 +101,8 @@ interface Pending {
   lsn: number;
   checksum: number;
   effects: Effect[];
+  /** The effects' key strings, index for index. */
+  names: KeyString[];
   requestId: string | null;
   /** The value a computed write produced (INCR), kept for duplicate retries. */
   value: Uint8Array | null;
@@ -383,20 +385,23 @@ export class SyncwalNode {
       settle = (outcome) => (outcome.ok ? resolve() : reject(outcome.error));
     });
     const lsn = this.#log.lastLsn;
+    // Key strings once per write: the overlay, the apply and the overlay cleanup all use them.
+    const names = effects.map((effect) => keyString(effect.key));
     const pending: Pending = {
       lsn,
       checksum: this.#log.lastChecksum,
       effects,
+      names,
       requestId,
       value: single,
       settle,
       promise,
     };
     this.#pending.push(pending);
-    for (const effect of effects) {
+    effects.forEach((effect, index) => {
       const value = effect.op === 'put' ? effect.value : null;
-      this.#overlay.set(keyString(effect.key), { value, lsn });
-    }
+      this.#overlay.set(names[index] ?? keyString(effect.key), { value, lsn });
+    });
     if (requestId !== null) this.#pendingIds.set(requestId, pending);
     durable.then(
       (durableLsn) => this.#onDurable(durableLsn),
@@ -430,10 +435,9 @@ export class SyncwalNode {
   }
 
   #applyCommitted(entry: Pending): void {
-    this.#state.apply(entry.lsn, entry.effects);
+    this.#state.apply(entry.lsn, entry.effects, entry.names);
     this.#lastIntent = { lsn: entry.lsn, checksum: entry.checksum };
-    for (const effect of entry.effects) {
-      const name = keyString(effect.key);
+    for (const name of entry.names) {
       if (this.#overlay.get(name)?.lsn === entry.lsn) this.#overlay.delete(name);
     }
     if (entry.requestId !== null) {

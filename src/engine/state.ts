@@ -46,11 +46,17 @@ export class CommittedState {
     return this.#values.get(key);
   }
 
-  /** Applies a committed intent's effects. LSNs must increase. */
-  apply(lsn: number, effects: readonly Effect[]): void {
+  /**
+   * Applies a committed intent's effects. LSNs must increase. `names` may carry the effects'
+   * key strings when the caller already computed them (index for index).
+   */
+  apply(lsn: number, effects: readonly Effect[], names?: readonly KeyString[]): void {
     assert(lsn > this.#appliedLsn, 'intents apply in LSN order');
-    for (const effect of effects) {
-      const name = keyString(effect.key);
+    assert(names === undefined || names.length === effects.length, 'one name per effect');
+    for (let index = 0; index < effects.length; index++) {
+      const effect = effects[index];
+      assert(effect !== undefined, 'effects are dense');
+      const name = names?.[index] ?? keyString(effect.key);
       if (effect.op === 'put') {
         // The sorted index only changes when the key is new.
         if (this.#order !== null && !this.#values.has(name)) this.#order.set(name, undefined);
