@@ -1,0 +1,256 @@
+import { assert } from '../assert.js';
+import { peekFrames, TermIndex } from './frames.js';
+import type { Append, AppendAck, Heartbeat, PeerMessage } from './messages.js';
+
+/**
+ * A replica's half of the replication protocol (DESIGN §4), sans-IO: messages in, actions out.
+ *
+ * The replica accepts records only in log order from the primary of the highest term it has
+ * seen: `prevLsn`/`prevTerm` must match its log (Raft's log matching), frames it already holds
+ * with the same term are skipped, and a conflicting uncommitted tail is truncated first. It acks
+ * `ackLsn` = min(durable, matched): a record counts only once it is both on its disk and known
+ * to be the primary's. Its commit point is min(primary's commit, matched), and it never moves
+ * backwards; truncating at or below it would be a safety bug and fails loudly instead.
+ */
+export type FollowerAction =
+  | { kind: 'truncate'; afterLsn: number }
+  | { kind: 'append'; frames: Uint8Array; firstLsn: number; lastLsn: number }
+  | { kind: 'send'; to: string; message: PeerMessage }
+  | { kind: 'commit'; lsn: number }
+  | { kind: 'eligible'; granted: boolean }
+  | { kind: 'reject'; from: string; reason: string };
+
+export interface FollowerInit {
+  nodeId: string;
+  term: number;
+  lastLsn: number;
+  lastTerm: number;
+  durableLsn: number;
+  commitLsn: number;
+  terms: TermIndex;
+}
+
+export class Follower {
+  readonly nodeId: string;
+  #term: number;
+  #primary: string | null = null;
+  #lastLsn: number;
+  #durableLsn: number;
+  #matchLsn = 0;
+  #ackSent = -1;
+  #commitLsn: number;
+  #eligible = false;
+  #eligibleSet: string[] = [];
+  readonly #terms: TermIndex;
+  #out: FollowerAction[] = [];
+
+  constructor(init: FollowerInit) {
+    this.nodeId = init.nodeId;
+    this.#term = init.term;
+    this.#lastLsn = init.lastLsn;
+    this.#durableLsn = init.durableLsn;
+    this.#commitLsn = init.commitLsn;
+    this.#terms = init.terms;
+    assert(init.commitLsn <= init.lastLsn, 'commit within the log');
+  }
+
+  get term(): number {
+    return this.#term;
+  }
+  get primary(): string | null {
+    return this.#primary;
+  }
+  get lastLsn(): number {
+    return this.#lastLsn;
+  }
+  get lastTerm(): number {
+    return this.#terms.termAt(this.#lastLsn);
+  }
+  get commitLsn(): number {
+    return this.#commitLsn;
+  }
+  get ackLsn(): number {
+    return Math.min(this.#durableLsn, this.#matchLsn);
+  }
+  get eligible(): boolean {
+    return this.#eligible;
+  }
+  /** The eligible set of the latest heartbeat (elections use it, DESIGN §4 rule (b)). */
+  get eligibleSet(): readonly string[] {
+    return this.#eligibleSet;
+  }
+
+  /** Actions produced since the last call, in order. */
+  take(): FollowerAction[] {
+    const out = this.#out;
+    this.#out = [];
+    return out;
+  }
+
+  /** The primary's link went down or this node restarted: eligibility is gone. */
+  disconnected(peer: string): void {
+    if (peer !== this.#primary) return;
+    this.#setEligible(false);
+  }
+
+  /** The log made everything through `lsn` durable. */
+  durable(lsn: number): void {
+    if (lsn <= this.#durableLsn) return;
+    this.#durableLsn = lsn;
+    this.#advanceCommit(this.#commitLsn);
+    this.#ack(true, this.#matchLsn);
+  }
+
+  step(from: string, message: PeerMessage): void {
+    if (!('term' in message)) return;
+    if (message.term < this.#term) {
+      this.#send(from, this.#ackMessage(false, 0, this.#lastLsn + 1));
+      return;
+    }
+    if (message.term > this.#term || this.#primary === null) {
+      if (message.type !== 'append' && message.type !== 'heartbeat') return;
+      this.#follow(message.term, from);
+    }
+    if (from !== this.#primary) {
+      this.#out.push({ kind: 'reject', from, reason: `not the primary of term ${this.#term}` });
+      return;
+    }
+    switch (message.type) {
+      case 'append':
+        this.#onAppend(message);
+        return;
+      case 'heartbeat':
+        this.#onHeartbeat(message);
+        return;
+      case 'eligibility':
+        this.#setEligible(message.granted);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #follow(term: number, primary: string): void {
+    this.#term = term;
+    this.#primary = primary;
+    this.#matchLsn = 0;
+    this.#ackSent = -1;
+    this.#setEligible(false);
+  }
+
+  #setEligible(granted: boolean): void {
+    if (this.#eligible === granted) return;
+    this.#eligible = granted;
+    this.#out.push({ kind: 'eligible', granted });
+  }
+
+  /** Does the log hold `lsn` with `term`? Below the commit point the logs match by safety. */
+  #matches(lsn: number, term: number): boolean {
+    if (lsn > this.#lastLsn) return false;
+    if (lsn <= this.#commitLsn || lsn <= this.#terms.baseLsn) return true;
+    return this.#terms.termAt(lsn) === term;
+  }
+
+  #onAppend(message: Append): void {
+    if (!this.#matches(message.prevLsn, message.prevTerm)) {
+      this.#send(message.from, this.#ackMessage(false, 0, message.prevLsn));
+      return;
+    }
+    const peeks = peekFrames(message.frames);
+    const misplaced =
+      typeof peeks !== 'string' && (peeks[0]?.lsn ?? message.prevLsn + 1) !== message.prevLsn + 1;
+    if (typeof peeks === 'string' || misplaced) {
+      const reason = typeof peeks === 'string' ? peeks : 'first frame does not follow prevLsn';
+      this.#out.push({ kind: 'reject', from: message.from, reason });
+      return;
+    }
+    let index = 0;
+    while (index < peeks.length) {
+      const peek = peeks[index];
+      assert(peek !== undefined, 'dense');
+      if (peek.lsn > this.#lastLsn) break;
+      if (!this.#matches(peek.lsn, peek.term)) {
+        assert(peek.lsn > this.#commitLsn, 'a committed record never conflicts');
+        assert(peek.lsn > this.#matchLsn, 'a matched record never conflicts');
+        this.#out.push({ kind: 'truncate', afterLsn: peek.lsn - 1 });
+        this.#terms.truncateAfter(peek.lsn - 1);
+        this.#lastLsn = peek.lsn - 1;
+        this.#durableLsn = Math.min(this.#durableLsn, this.#lastLsn);
+        break;
+      }
+      index += 1;
+    }
+    const fresh = peeks.slice(index);
+    const first = fresh[0];
+    const last = fresh.at(-1);
+    if (first !== undefined && last !== undefined) {
+      for (const peek of fresh) this.#terms.note(peek.lsn, peek.term);
+      this.#out.push({
+        kind: 'append',
+        frames: message.frames.subarray(first.offset),
+        firstLsn: first.lsn,
+        lastLsn: last.lsn,
+      });
+      this.#lastLsn = last.lsn;
+    }
+    this.#matchLsn = Math.max(this.#matchLsn, message.lastLsn);
+    this.#advanceCommit(message.commitLsn);
+    this.#ack(true, this.#matchLsn, true);
+  }
+
+  #onHeartbeat(message: Heartbeat): void {
+    this.#eligibleSet = message.eligible.map((entry) => entry.id);
+    this.#setEligible(this.#eligibleSet.includes(this.nodeId));
+    this.#advanceCommit(message.commitLsn);
+    this.#send(message.from, {
+      type: 'heartbeat-ack',
+      term: this.#term,
+      from: this.nodeId,
+      seq: message.seq,
+      ackLsn: this.ackLsn,
+      lastLsn: this.#lastLsn,
+      lastTerm: this.lastTerm,
+    });
+  }
+
+  #advanceCommit(primaryCommit: number): void {
+    const lsn = Math.min(primaryCommit, this.#matchLsn, this.#lastLsn);
+    if (lsn <= this.#commitLsn) return;
+    this.#commitLsn = lsn;
+    this.#out.push({ kind: 'commit', lsn });
+  }
+
+  /** Acks when something changed (or `force`: every append gets an answer). */
+  #ack(success: boolean, matchLsn: number, force = false): void {
+    if (this.#primary === null) return;
+    if (success && !force && this.ackLsn === this.#ackSent) return;
+    if (success) this.#ackSent = this.ackLsn;
+    this.#send(this.#primary, this.#ackMessage(success, matchLsn));
+  }
+
+  /**
+   * A failed append's hint: the replica's last record when `prevLsn` is beyond it, else the
+   * record before the conflicting term (the primary skips the whole term in one round trip).
+   */
+  #ackMessage(success: boolean, matchLsn: number, prevLsn = 0): AppendAck {
+    const hintLsn = success
+      ? this.#lastLsn
+      : prevLsn > this.#lastLsn
+        ? this.#lastLsn
+        : Math.max(this.#commitLsn, this.#terms.termStart(prevLsn) - 1);
+    return {
+      type: 'append-ack',
+      term: this.#term,
+      from: this.nodeId,
+      success,
+      matchLsn,
+      ackLsn: success ? this.ackLsn : 0,
+      hintLsn: Math.max(0, hintLsn),
+      hintTerm: this.#terms.termAt(Math.max(0, hintLsn)),
+    };
+  }
+
+  #send(to: string, message: PeerMessage): void {
+    this.#out.push({ kind: 'send', to, message });
+  }
+}
