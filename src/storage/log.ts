@@ -61,8 +61,21 @@ export interface LogRecord {
   term: number;
   type: RecordType;
   checksum: number;
+  /** The chain checksum of the record before (re-encoding the frame needs it). */
+  prevChecksum: number;
   payload: Uint8Array;
 }
+
+/**
+ * Sees every append synchronously, with its frames exactly as they will be written (a primary
+ * ships them to replicas before they are durable). `offsets` locate each record's frame.
+ */
+export type AppendListener = (
+  firstLsn: number,
+  frames: Uint8Array,
+  offsets: readonly number[],
+  lastChecksum: number,
+) => void;
 
 export interface LogStats {
   firstLsn: number;
@@ -158,6 +171,7 @@ export class Log {
   #closed = false;
   #prepared: Promise<FileHandle | SyncwalError> | null = null;
   #slab = new Uint8Array(slabBytes);
+  #appendListener: AppendListener | null = null;
   #slabUsed = 0;
   #stats = { writes: 0, syncs: 0, records: 0, bytesWritten: 0, rotations: 0 };
   /** What recovery found and did when this log was opened. */
@@ -268,12 +282,133 @@ export class Log {
       this.#checkUsable();
       const bytes = this.#validate(records);
       return new Promise<number>((resolve, reject) => {
-        this.#queue.push(this.#encode(records, bytes, resolve, reject));
-        this.#kick();
+        this.#enqueue(this.#encode(records, bytes, resolve, reject));
       });
     } catch (error: unknown) {
       return Promise.reject(error);
     }
+  }
+
+  /** Sets (or with null clears) the listener that sees every append's frames. */
+  onAppend(listener: AppendListener | null): void {
+    this.#appendListener = listener;
+  }
+
+  /**
+   * Appends frames received from the primary, byte for byte (a replica's log is identical to
+   * its primary's over the shared prefix). Each frame must check out on its own, continue this
+   * log's LSNs and checksum chain, and not lower the term; otherwise nothing is appended and
+   * the call rejects with INVALID. Resolves with the durable LSN, like `append`.
+   */
+  appendFrames(frames: Uint8Array): Promise<number> {
+    try {
+      this.#checkUsable();
+      const checked = this.#validateFrames(frames);
+      return new Promise<number>((resolve, reject) => {
+        this.#assigned = {
+          lsn: checked.lsnLast,
+          checksum: checked.checksumLast,
+          term: checked.termLast,
+        };
+        this.#enqueue({
+          frames: frames.slice(),
+          frameSizes: checked.sizes.length > 1 ? checked.sizes : null,
+          records: checked.sizes.length,
+          lsnLast: checked.lsnLast,
+          checksumLast: checked.checksumLast,
+          termLast: checked.termLast,
+          resolve,
+          reject,
+        });
+      });
+    } catch (error: unknown) {
+      return Promise.reject(error);
+    }
+  }
+
+  #validateFrames(frames: Uint8Array) {
+    if (!(frames instanceof Uint8Array) || frames.length === 0) {
+      throw new InvalidError('appendFrames needs at least one frame');
+    }
+    const capacity = this.#options.segmentSizeBytes - segmentHeaderBytes - frameHeaderBytes;
+    const limit = Math.min(capacity, writeBatchBytesMax);
+    if (frames.length > limit) {
+      throw new InvalidError(`append of ${frames.length} bytes exceeds one write (${limit})`);
+    }
+    let { lsn, checksum, term } = this.#assigned;
+    const sizes: number[] = [];
+    for (let offset = 0; offset < frames.length;) {
+      const decoded = decodeFrame(frames, offset, frames.length);
+      if (decoded.kind !== 'ok') {
+        const reason = decoded.kind === 'bad' ? decoded.reason : 'zeros';
+        throw new InvalidError(`received frame at offset ${offset} is bad: ${reason}`);
+      }
+      const frame = decoded.frame;
+      const problem =
+        frame.type === RecordType.Seal
+          ? 'a SEAL frame (node-local) was received'
+          : frame.lsn !== lsn + 1
+            ? `LSN ${frame.lsn} does not follow ${lsn}`
+            : frame.prevChecksum !== checksum
+              ? `LSN ${frame.lsn} does not continue the checksum chain`
+              : frame.term < term
+                ? `LSN ${frame.lsn} has term ${frame.term} below ${term}`
+                : null;
+      if (problem !== null) throw new InvalidError(`received frames rejected: ${problem}`);
+      if (sizes.length >= writeBatchRecordsMax) throw new InvalidError('too many frames');
+      ({ lsn, checksum, term } = frame);
+      sizes.push(frame.frameBytes);
+      offset += frame.frameBytes;
+    }
+    return { sizes, lsnLast: lsn, checksumLast: checksum, termLast: term };
+  }
+
+  /** Queues an encoded append, shows it to the listener, and starts the writer. */
+  #enqueue(pending: PendingAppend): void {
+    this.#queue.push(pending);
+    const listener = this.#appendListener;
+    if (listener !== null) {
+      const offsets: number[] = [];
+      let offset = 0;
+      for (const size of pending.frameSizes ?? [pending.frames.length]) {
+        offsets.push(offset);
+        offset += size;
+      }
+      listener(
+        pending.lsnLast - pending.records + 1,
+        pending.frames,
+        offsets,
+        pending.checksumLast,
+      );
+    }
+    this.#kick();
+  }
+
+  /**
+   * Durable records as frames, byte for byte as written (SEAL frames left out), for shipping
+   * to a replica that is behind: at least one record, about `bytesMax` of payload.
+   */
+  async readFrames(range: { lsnFirst: number; lsnLast: number; bytesMax?: number }) {
+    const records = await this.read(range);
+    const first = records[0];
+    assert(first !== undefined, 'a read returns at least one record');
+    const encoded = records.map(
+      (record) =>
+        encodeFrame({
+          type: record.type,
+          term: record.term,
+          lsn: record.lsn,
+          prevChecksum: record.prevChecksum,
+          payload: record.payload,
+        }).bytes,
+    );
+    const frames = new Uint8Array(encoded.reduce((sum, bytes) => sum + bytes.length, 0));
+    let offset = 0;
+    for (const bytes of encoded) {
+      frames.set(bytes, offset);
+      offset += bytes.length;
+    }
+    return { frames, lastLsn: records.at(-1)?.lsn ?? first.lsn, prevChecksum: first.prevChecksum };
   }
 
   /** Checks every record before anything is assigned; returns the frames' total size. */
@@ -682,8 +817,8 @@ export class Log {
           'lsn mismatch on read',
         );
       }
-      const { type, term, checksum, payload } = decoded.frame;
-      records.push({ lsn, type, term, checksum, payload: payload.slice() });
+      const { type, term, checksum, prevChecksum, payload } = decoded.frame;
+      records.push({ lsn, type, term, checksum, prevChecksum, payload: payload.slice() });
       payloadBytes += payload.length;
       if (payloadBytes >= bytesMax) break;
     }
