@@ -95,6 +95,8 @@ export class Follower {
 
   /** The log made everything through `lsn` durable. */
   durable(lsn: number): void {
+    // Never beyond the records it holds (a report may race a truncation).
+    lsn = Math.min(lsn, this.#lastLsn);
     if (lsn <= this.#durableLsn) return;
     this.#durableLsn = lsn;
     this.#advanceCommit(this.#commitLsn);

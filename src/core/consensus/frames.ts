@@ -112,7 +112,7 @@ interface WindowChunk {
   lastLsn: number;
   bytes: Uint8Array;
   /** Offset of each record's frame in `bytes`, index = lsn - firstLsn. */
-  offsets: number[];
+  offsets: readonly number[];
 }
 
 /**
@@ -134,7 +134,7 @@ export class FrameWindow {
     return this.#chunks[this.#head]?.firstLsn ?? Number.POSITIVE_INFINITY;
   }
 
-  push(firstLsn: number, bytes: Uint8Array, offsets: number[]): void {
+  push(firstLsn: number, bytes: Uint8Array, offsets: readonly number[]): void {
     const last = this.#chunks.at(-1);
     assert(last === undefined || last.lastLsn + 1 === firstLsn, 'window chunks are contiguous');
     this.#chunks.push({ firstLsn, lastLsn: firstLsn + offsets.length - 1, bytes, offsets });

@@ -178,7 +178,12 @@ export class Primary {
   }
 
   /** The log assigned records `firstLsn`.. (frames as written; offsets of each frame). */
-  appended(firstLsn: number, frames: Uint8Array, offsets: number[], lastChecksum: number): void {
+  appended(
+    firstLsn: number,
+    frames: Uint8Array,
+    offsets: readonly number[],
+    lastChecksum: number,
+  ): void {
     assert(firstLsn === this.#log.lastLsn + 1, 'appends are contiguous');
     this.#window.push(firstLsn, frames, offsets);
     this.#log.lastLsn = firstLsn + offsets.length - 1;

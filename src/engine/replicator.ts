@@ -1,0 +1,380 @@
+import { assert } from '../core/assert.js';
+import { SyncwalError } from '../core/errors.js';
+import { peekFrames, TermIndex } from '../core/consensus/frames.js';
+import { Follower, type FollowerAction } from '../core/consensus/follower.js';
+import type { Hello } from '../core/consensus/messages.js';
+import { Primary, type PrimaryAction, type ReplicaStatus } from '../core/consensus/primary.js';
+import type { DurabilityPolicy } from '../core/consensus/quorum.js';
+import type { Clock } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { Transport } from '../ports/transport.js';
+import type { Log } from '../storage/log.js';
+import type { ReplicationOptionsResolved } from './replication-options.js';
+
+/**
+ * What the replicator needs from the engine it drives (SyncwalNode builds this object over its
+ * private state). All calls are synchronous and happen in protocol order.
+ */
+export interface EngineHooks {
+  /** The commit point reached `lsn`: apply what it covers and answer the writers. */
+  commitTo(lsn: number): void;
+  /** Replica: the frames were handed to the log; queue their intents for apply. */
+  received(frames: Uint8Array): void;
+  /** Replica: records after `lsn` were dropped (a divergent uncommitted tail). */
+  truncated(lsn: number): void;
+  /** Primary: writes held back for an eligibility grant may go now. */
+  resume(): void;
+  /** Primary: fail pending writes older than `before` (commit timeout; `now` for the log). */
+  expire(before: number, now: number): void;
+  /** A failure the node cannot continue after (fence it). */
+  fail(error: SyncwalError): void;
+  /** Something the operator should see (eligibility, role, full sync progress). */
+  event(name: string, fields: Record<string, unknown>): void;
+}
+
+export type Role = 'primary' | 'replica';
+
+export interface ReplicationStatus {
+  role: Role;
+  shardId: string;
+  primary: string | null;
+  term: number;
+  commitLsn: number;
+  eligible: boolean;
+  policy: DurabilityPolicy;
+  replicas: ReplicaStatus[];
+}
+
+/**
+ * Drives the pure replication core (src/core/consensus) with real or simulated IO: the log,
+ * the transport and the clock. One per node; the role is fixed by configuration in this phase
+ * (elections come later and switch the role here).
+ *
+ * Storage actions of a replica (truncate, append) run strictly in the order the core emitted
+ * them, on one promise chain; acks follow durability reported by the log.
+ */
+export class Replicator {
+  readonly #options: ReplicationOptionsResolved;
+  readonly #log: Log;
+  readonly #transport: Transport;
+  readonly #clock: Clock;
+  readonly #logger: Logger;
+  readonly #hooks: EngineHooks;
+  readonly #primary: Primary | null;
+  readonly #follower: Follower | null;
+  #storage: Promise<void> = Promise.resolve();
+  #cancelTick: (() => void) | null = null;
+  #closed = false;
+  #deferredReads: { peer: string; fromLsn: number; bytesMax: number }[] = [];
+  /** Bumped by every suffix truncation: durability reports of older appends are stale. */
+  #generation = 0;
+
+  constructor(init: {
+    options: ReplicationOptionsResolved;
+    log: Log;
+    transport: Transport;
+    clock: Clock;
+    hooks: EngineHooks;
+    terms: TermIndex;
+    commitLsn: number;
+    /** Primary: LSN of its durable TERM record. */
+    termStartLsn: number;
+  }) {
+    this.#options = init.options;
+    this.#log = init.log;
+    this.#transport = init.transport;
+    this.#clock = init.clock;
+    this.#logger = init.options.logger;
+    this.#hooks = init.hooks;
+    const options = init.options;
+    if (options.role === 'primary') {
+      this.#primary = new Primary(
+        {
+          nodeId: options.nodeId,
+          replicas: options.members.filter((id) => id !== options.nodeId),
+          policy: options.policy,
+          heartbeatIntervalMs: options.heartbeatIntervalMs,
+          appendBytesMax: Math.min(options.appendBytesMax, init.log.appendBytesMax),
+          inflightBytesMax: options.inflightBytesMax,
+          retransmitMs: options.retransmitMs,
+          windowBytesMax: options.windowBytesMax,
+          eligibilityLagRecords: options.eligibilityLagRecords,
+          eligibilityPauseMs: options.eligibilityPauseMs,
+        },
+        {
+          term: init.log.lastTerm,
+          termStartLsn: init.termStartLsn,
+          firstLsn: init.log.firstLsn,
+          lastLsn: init.log.lastLsn,
+          lastChecksum: init.log.lastChecksum,
+          durableLsn: init.log.durableLsn,
+          commitLsn: init.commitLsn,
+          terms: init.terms,
+        },
+      );
+      this.#follower = null;
+      init.log.onAppend((firstLsn, frames, offsets, lastChecksum) => {
+        this.#primary?.appended(firstLsn, frames, offsets, lastChecksum);
+        this.#drain();
+      });
+    } else {
+      this.#primary = null;
+      this.#follower = new Follower({
+        nodeId: options.nodeId,
+        term: init.log.lastTerm,
+        lastLsn: init.log.lastLsn,
+        lastTerm: init.log.lastTerm,
+        durableLsn: init.log.durableLsn,
+        commitLsn: init.commitLsn,
+        terms: init.terms,
+      });
+    }
+    this.#transport.onMessage((from, message) => {
+      if (this.#closed) return;
+      if (this.#primary !== null) this.#primary.step(from, message);
+      else this.#follower?.step(from, message);
+      this.#drain();
+    });
+    this.#transport.onPeer((event) => this.#onPeer(event.peer, event.up, event.direction, event));
+    this.#scheduleTick();
+  }
+
+  /** What this node says in its handshake. */
+  static hello(log: Log): Omit<Hello, 'type' | 'protocolVersion' | 'shardId' | 'from'> {
+    return { term: log.lastTerm, lastLsn: log.lastLsn, lastTerm: log.lastTerm };
+  }
+
+  get role(): Role {
+    return this.#primary !== null ? 'primary' : 'replica';
+  }
+
+  #onPeer(peer: string, up: boolean, direction: string, event: { hello?: Hello; reason?: string }) {
+    if (this.#closed) return;
+    this.#logger.info(up ? 'peer-up' : 'peer-down', { peer, direction, reason: event.reason });
+    if (this.#primary !== null && direction === 'outbound') {
+      if (up && event.hello !== undefined) this.#primary.peerUp(peer, event.hello);
+      if (!up) this.#primary.peerDown(peer);
+    }
+    if (this.#follower !== null && !up) this.#follower.disconnected(peer);
+    this.#drain();
+  }
+
+  #scheduleTick(): void {
+    if (this.#closed) return;
+    this.#cancelTick = this.#clock.setTimer(this.#options.tickMs, () => {
+      this.#tick();
+      this.#scheduleTick();
+    });
+  }
+
+  #tick(): void {
+    const now = this.#clock.now();
+    if (this.#primary !== null) {
+      this.#primary.tick(now);
+      this.#hooks.expire(now - this.#primary.policy.commitTimeoutMs, now);
+    }
+    this.#drain();
+  }
+
+  /** The log made everything through `lsn` durable on this node. */
+  durable(lsn: number): void {
+    if (this.#primary !== null) {
+      this.#primary.durable(lsn);
+      this.#retryDeferredReads();
+    }
+    if (this.#follower !== null) {
+      this.#follower.durable(lsn);
+      // A replica applies only what is committed and on its own disk, so its checkpoint never
+      // runs ahead of its log.
+      this.#hooks.commitTo(Math.min(this.#follower.commitLsn, lsn));
+    }
+    this.#drain();
+  }
+
+  /** Primary: why a write cannot be logged now (NOREPLICAS), or null. */
+  unmeetable(): string | null {
+    return this.#primary?.unmeetable() ?? null;
+  }
+
+  /** Primary: writes wait while a nearly caught-up replica becomes eligible. */
+  get writesPaused(): boolean {
+    return this.#primary?.writesPaused ?? false;
+  }
+
+  /** Primary: highest LSN durable on itself and a majority (ABORTs are safe there). */
+  get majorityLsn(): number {
+    return this.#primary?.majorityLsn ?? 0;
+  }
+
+  get commitLsn(): number {
+    return this.#primary?.commitLsn ?? this.#follower?.commitLsn ?? 0;
+  }
+
+  /** Primary: intents from `firstLsn` are aborted by the ABORT record at `abortLsn`. */
+  hold(firstLsn: number, abortLsn: number): void {
+    this.#primary?.hold(firstLsn, abortLsn);
+    this.#drain();
+  }
+
+  setPolicy(policy: DurabilityPolicy): void {
+    assert(this.#primary !== null, 'only a primary has a policy to change');
+    this.#primary.setPolicy(policy);
+    this.#drain();
+  }
+
+  /** Primary: the log's prefix below `firstLsn` was removed (after a checkpoint). */
+  truncatedPrefix(firstLsn: number): void {
+    this.#primary?.truncatedPrefix(firstLsn);
+  }
+
+  status(): ReplicationStatus {
+    return {
+      role: this.role,
+      shardId: this.#options.shardId,
+      primary: this.#primary !== null ? this.#options.nodeId : (this.#follower?.primary ?? null),
+      term: this.#primary?.term ?? this.#follower?.term ?? 0,
+      commitLsn: this.commitLsn,
+      eligible: this.#follower?.eligible ?? false,
+      policy: this.#primary?.policy ?? this.#options.policy,
+      replicas: this.#primary?.replicas() ?? [],
+    };
+  }
+
+  #drain(): void {
+    for (let round = 0; round < 1000; round++) {
+      const actions: (PrimaryAction | FollowerAction)[] =
+        this.#primary?.take() ?? this.#follower?.take() ?? [];
+      if (actions.length === 0) return;
+      for (const action of actions) this.#perform(action);
+    }
+    assert(false, 'replication actions settle');
+  }
+
+  #perform(action: PrimaryAction | FollowerAction): void {
+    switch (action.kind) {
+      case 'send':
+        this.#transport.send(action.to, action.message);
+        return;
+      case 'commit':
+        this.#hooks.commitTo(
+          this.#follower === null ? action.lsn : Math.min(action.lsn, this.#log.durableLsn),
+        );
+        return;
+      case 'read':
+        this.#read(action.peer, action.fromLsn, action.bytesMax);
+        return;
+      case 'resume':
+        this.#hooks.resume();
+        return;
+      case 'eligibility':
+        this.#logger.info(action.granted ? 'eligibility-granted' : 'eligibility-revoked', {
+          peer: action.peer,
+          reason: action.reason,
+        });
+        this.#hooks.event('eligibility', { ...action });
+        return;
+      case 'eligible':
+        this.#hooks.event('eligible', { granted: action.granted });
+        return;
+      case 'snapshot':
+        this.#logger.warn('full-sync-needed', { peer: action.peer });
+        this.#hooks.event('full-sync-needed', { peer: action.peer });
+        return;
+      case 'newer-term':
+        this.#logger.error('newer-term', { peer: action.peer, term: action.term });
+        this.#hooks.event('newer-term', { peer: action.peer, term: action.term });
+        return;
+      case 'reject':
+        this.#logger.warn('append-refused', { peer: action.from, reason: action.reason });
+        return;
+      case 'truncate':
+        this.#generation += 1;
+        this.#hooks.truncated(action.afterLsn);
+        this.#storageStep(() => this.#log.truncateSuffix({ lsnLast: action.afterLsn }));
+        return;
+      case 'append':
+        this.#appendReceived(action.frames);
+        return;
+    }
+  }
+
+  /** Replica: hands frames to the log in pieces that fit one log write. */
+  #appendReceived(frames: Uint8Array): void {
+    const peeks = peekFrames(frames);
+    assert(typeof peeks !== 'string', 'the follower checked the frames');
+    const limit = this.#log.appendBytesMax;
+    let start = 0;
+    let end = 0;
+    const pieces: Uint8Array[] = [];
+    for (const peek of peeks) {
+      if (end > start && peek.offset + peek.size - start > limit) {
+        pieces.push(frames.subarray(start, end));
+        start = end;
+      }
+      end = peek.offset + peek.size;
+    }
+    if (end > start) pieces.push(frames.subarray(start, end));
+    // The engine queues the intents now (in protocol order); the log writes them in order on
+    // the storage chain.
+    this.#hooks.received(frames);
+    const generation = this.#generation;
+    for (const piece of pieces) {
+      this.#storageStep(async () => {
+        this.#log.appendFrames(piece).then(
+          (lsn) => {
+            if (generation === this.#generation) this.durable(lsn);
+          },
+          (error: unknown) => this.#storageFailed(error),
+        );
+      });
+    }
+  }
+
+  #storageStep(step: () => Promise<void>): void {
+    this.#storage = this.#storage
+      .then(() => (this.#closed ? undefined : step()))
+      .catch((error: unknown) => this.#storageFailed(error));
+  }
+
+  #storageFailed(error: unknown): void {
+    if (this.#closed) return;
+    const failure =
+      error instanceof SyncwalError ? error : new SyncwalError('IOERR', String(error));
+    this.#logger.error('replica-storage-failed', { reason: failure.message });
+    this.#hooks.fail(failure);
+  }
+
+  #read(peer: string, fromLsn: number, bytesMax: number): void {
+    if (fromLsn > this.#log.durableLsn) {
+      // Not durable yet (the window was too small): read once the log catches up.
+      this.#deferredReads.push({ peer, fromLsn, bytesMax });
+      return;
+    }
+    this.#log
+      .readFrames({ lsnFirst: fromLsn, lsnLast: this.#log.durableLsn, bytesMax })
+      .then(
+        (result) => this.#primary?.readDone(peer, fromLsn, result),
+        (error: unknown) => {
+          const code = error instanceof SyncwalError ? error.code : 'IOERR';
+          if (code === 'INVALID') this.#primary?.readDone(peer, fromLsn, null);
+          else this.#storageFailed(error);
+        },
+      )
+      .finally(() => this.#drain());
+  }
+
+  #retryDeferredReads(): void {
+    const reads = this.#deferredReads;
+    this.#deferredReads = [];
+    for (const read of reads) this.#read(read.peer, read.fromLsn, read.bytesMax);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cancelTick?.();
+    this.#log.onAppend(null);
+    await this.#storage.catch(() => undefined);
+    await this.#transport.close();
+  }
+}
