@@ -8,7 +8,7 @@ function open(disk: SimDisk, dir: string) {
 }
 
 describe('replica logs: frames in, byte for byte', () => {
-  it('a replica that appends the primary frames holds the same records, across segments', async () => {
+  it('a replica appending the primary frames holds the same records', async () => {
     const disk = new SimDisk({ seed: 7 });
     const primary = await open(disk, '/p');
     const replica = await open(disk, '/r');
@@ -40,7 +40,7 @@ describe('replica logs: frames in, byte for byte', () => {
     await Promise.all([primary.close(), reopened.close()]);
   });
 
-  it('rejects frames that are bad, out of order, off the chain or SEALs, appending nothing', async () => {
+  it('rejects bad, out-of-order and off-chain frames, appending nothing', async () => {
     const disk = new SimDisk({ seed: 8 });
     const primary = await open(disk, '/p');
     const replica = await open(disk, '/r');
