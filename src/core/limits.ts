@@ -51,3 +51,56 @@ assert(segmentSizeBytesDefault <= segmentSizeBytesMax, 'default segment within b
 assert(recordPayloadBytesMax < 2 ** 32, 'payload length fits the u32 length field');
 assert(writeBatchRecordsMax <= 2 ** 16, 'batches stay bounded');
 assert(preallocateChunkBytes % 4096 === 0, 'preallocation writes whole pages');
+
+// ---------------------------------------------------------------------------------------------
+// Peer wire protocol (core/consensus/wire.ts) and transports (node/transport.ts, sim/network.ts).
+
+/** Bytes of a peer frame header: body length, version, type, flags, checksum (see wire.ts). */
+export const peerFrameHeaderBytes = 12;
+/** The longest id (node id, shard id) on the wire, in UTF-8 bytes. */
+export const peerIdBytesMax = 255;
+/** The most replicas a heartbeat's eligible set lists (far above any sensible shard size). */
+export const peerEligibleReplicasMax = 255;
+/**
+ * The most bytes of an append's `frames` or a snapshot chunk's `entries`. An append carries at
+ * most one group-commit write of frames (a log's appendBytesMax is at most writeBatchBytesMax),
+ * and the largest key and value pair a write may hold fits in one such write as well.
+ */
+export const peerBulkBytesMax = writeBatchBytesMax;
+/** Room for every field of a message other than its bulk bytes (ids, integers, eligible set). */
+export const peerFixedFieldsBytesMax = 128 * 1024;
+/** The longest peer frame body; a length field above it is refused before anything is read. */
+export const peerFrameBodyBytesMax = peerBulkBytesMax + peerFixedFieldsBytesMax;
+/** The longest peer frame, header included. */
+export const peerFrameBytesMax = peerFrameHeaderBytes + peerFrameBodyBytesMax;
+/** Bytes of a handshake nonce, and of an HMAC-SHA256 proof (the wire's `bytes32` kind). */
+export const peerAuthNonceBytes = 32;
+/**
+ * The longest frame body a connection accepts before its handshake is done: an unauthenticated
+ * peer cannot make a node buffer more than this (handshake frames are far smaller).
+ */
+export const peerHandshakeBodyBytesMax = 1024;
+/** The most inbound connections still in their handshake at once; more are cut at once. */
+export const peerHandshakesPendingMax = 64;
+/** Default bound of the bytes queued to one peer and not yet handed to the OS. */
+export const peerSendQueueBytesDefault = 4 * peerFrameBytesMax;
+/** Default time a connection has to finish its handshake (auth and Hello) before it is cut. */
+export const peerHandshakeTimeoutMsDefault = 5_000;
+/** Default reconnect backoff: the first delay and the cap of the exponential growth. */
+export const peerReconnectDelayMsInitial = 50;
+export const peerReconnectDelayMsMax = 5_000;
+
+assert(peerBulkBytesMax >= writeBatchBytesMax, 'an append carries a whole group-commit write');
+assert(
+  peerEligibleReplicasMax * (2 + peerIdBytesMax + 8) + 64 * 8 + 2 * (2 + peerIdBytesMax) <=
+    peerFixedFieldsBytesMax,
+  'the fixed fields of any message fit their room',
+);
+assert(peerAuthNonceBytes === 32, 'nonces and HMAC-SHA256 proofs share the bytes32 kind');
+assert(peerFrameBytesMax < 2 ** 32, 'a peer frame length fits the u32 length field');
+assert(
+  3 * (2 + peerIdBytesMax) + peerAuthNonceBytes + 64 <= peerHandshakeBodyBytesMax,
+  'every handshake message (challenge, proof, Hello) fits the handshake bound',
+);
+assert(peerSendQueueBytesDefault >= peerFrameBytesMax, 'the default queue holds a largest frame');
+assert(peerReconnectDelayMsInitial <= peerReconnectDelayMsMax, 'backoff bounds are ordered');

@@ -1,7 +1,7 @@
 /**
  * The peer protocol's messages (DESIGN §4): a discriminated union on `type`, pure data.
  *
- * The wire codec (src/replication/wire.ts) turns each into one length-prefixed, checksummed
+ * The wire codec (src/core/consensus/wire.ts) turns each into one length-prefixed, checksummed
  * frame; the simulated network carries them through the same codec. Every message carries the
  * sender's `term` and id; a receiver ignores messages of an older term and steps up to a newer
  * one (elections, issue #5, add vote messages to this union).
