@@ -1,6 +1,7 @@
 /**
  * The package's "./testing" export: deterministic building blocks for simulating syncwal
- * (a seeded PRNG, virtual time, and a fault-injecting disk).
+ * (a seeded PRNG, virtual time, a fault-injecting disk and checkpoint store, a fault-injecting
+ * network).
  */
 export { Random } from './random.js';
 export { SimScheduler } from './scheduler.js';
@@ -21,3 +22,11 @@ export type {
   SimCheckpointDeviceOptions,
   SimCheckpointFault,
 } from './checkpoint.js';
+export { SimNetwork } from './network.js';
+export type {
+  SimNetworkCounters,
+  SimNetworkFaults,
+  SimNetworkOptions,
+  SimTransportOptions,
+} from './network.js';
+export { simClock } from './clock.js';
