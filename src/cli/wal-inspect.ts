@@ -7,48 +7,53 @@ import {
   recordTypeName,
   type Frame,
 } from '../core/format/frame.js';
-import {
-  decodeAbort,
-  decodeCheckpoint,
-  decodeCommit,
-  decodeIntent,
-  decodeTerm,
-  describePayload,
-  renderBytes,
-} from '../core/format/record.js';
-import { parseSegmentName } from '../core/format/segment-header.js';
+import { describePayload } from '../core/format/record.js';
 import type { ScannedFrame } from '../core/recovery/scan.js';
 import { NodeDisk } from '../node/disk.js';
+import type { LogScan, ScanOptions } from '../storage/scan-log.js';
 import { runIfEntryPoint, type Output } from './entry.js';
-import type { Disk } from '../ports/disk.js';
-import { scanLog, type LogProblem, type LogScan, type ScanOptions } from '../storage/scan-log.js';
+import {
+  describeError,
+  describePayloadCompact,
+  exitCodeFor,
+  exitCodes,
+  formatProblem,
+  locateLog,
+  lsnRange,
+  plural,
+  problemJson,
+  programName,
+  reportProblems,
+  scanNotes,
+  scanWithProgress,
+  type InspectContext,
+} from './inspect-common.js';
+import { runDiff, type DiffFlags } from './inspect-diff.js';
+import { stderrProgressSink, type ProgressSink } from './inspect-progress.js';
+import { runState, type StateFlags } from './inspect-state.js';
 
 /**
- * wal-inspect: dumps, verifies and summarizes a syncwal log (DESIGN §6, docs/wal-inspect.md).
+ * wal-inspect: dumps, verifies, summarizes and compares syncwal logs, and materializes a
+ * node's committed state (DESIGN §6, docs/wal-inspect.md).
  *
  * The program is thin on purpose. It parses flags, calls `scanLog` (storage/scan-log.ts), which
  * decodes and classifies every frame with the recovery decision table, and formats what it
- * reports. It is read-only: it never takes the node's LOCK and never opens a file for writing,
- * so it is safe to run on the directory of a live node.
+ * reports; `state` applies the commit rules of core/replay/commit-rules.ts and `diff` compares
+ * two scans (inspect-state.ts, inspect-diff.ts). It is read-only: it never takes the node's
+ * LOCK and never opens a file for writing, so it is safe to run on the directory of a live
+ * node.
  *
  * Output is deterministic: no timestamps and no absolute paths (segments are named by their
- * file name only), so it can be compared with golden files.
+ * file name only; directories as given on the command line), so it can be compared with
+ * golden files. Progress bars go to stderr, and only when it is a terminal.
  */
 
-/** Exit codes. 64 and 70 are EX_USAGE and EX_SOFTWARE from sysexits.h. */
-export const exitCodes = Object.freeze({
-  /** The log verified clean. */
-  clean: 0,
-  /** The log ends in a torn tail (a crash cut its last write); recovery would truncate it. */
-  torn: 1,
-  /** The log is corrupt; recovery would refuse to open it. */
-  corrupt: 2,
-  /** Bad flags or arguments, or a directory that is missing, unreadable or not a log. */
-  usage: 64,
-  /** A bug in wal-inspect or the library (an assertion failed). */
-  internal: 70,
-});
-
+export {
+  exitCodes,
+  formatProblem,
+  resolveWalDir,
+  describePayloadCompact,
+} from './inspect-common.js';
 /** Where output goes; tests of the formatters can collect it instead of printing it. */
 export type { Output } from './entry.js';
 
@@ -64,62 +69,14 @@ interface DumpFlags extends ScanFlags {
   seals?: boolean;
 }
 
-const programName = 'wal-inspect';
-
-function exitCodeFor(status: LogScan['status']): number {
-  return exitCodes[status];
-}
-
-// ---------------------------------------------------------------------------------------------
-// Locating and scanning the log.
-
-function trimSlashes(dir: string): string {
-  const trimmed = dir.replace(/\/+$/, '');
-  return trimmed.length === 0 ? '/' : trimmed;
-}
-
-async function listOrNull(disk: Disk, dir: string): Promise<string[] | null> {
-  try {
-    return await disk.list(dir);
-  } catch (error: unknown) {
-    if (errnoCode(error) === 'ENOTDIR') return null;
-    throw error;
-  }
-}
-
-/**
- * The wal directory for `dir`, which may be a node directory (holding `wal/`) or a wal
- * directory itself. Throws InvalidError (a usage problem) if it is neither.
- */
-export async function resolveWalDir(disk: Disk, dir: string): Promise<string> {
-  const base = trimSlashes(dir);
-  let names: string[] | null;
-  try {
-    names = await listOrNull(disk, base);
-  } catch (error: unknown) {
-    throw new InvalidError(`cannot read directory ${base}: ${describeError(error)}`);
-  }
-  if (names === null) throw new InvalidError(`${base} is not a directory`);
-  let walDir = base;
-  let entries = names;
-  if (names.includes('wal')) {
-    // A file named `wal` is not a wal directory; then `dir` itself may still be one.
-    const walNames = await listOrNull(disk, `${base}/wal`).catch(() => null);
-    if (walNames !== null) {
-      walDir = `${base}/wal`;
-      entries = walNames;
-    }
-  }
-  if (!entries.some((name) => parseSegmentName(name) !== null)) {
-    throw new InvalidError(`${walDir} holds no segment files (<first LSN>.wal)`);
-  }
-  return walDir;
-}
-
-async function scanDirectory(dir: string, options: ScanOptions): Promise<LogScan> {
-  const disk = new NodeDisk();
-  const walDir = await resolveWalDir(disk, dir);
-  return scanLog(disk, walDir, options);
+async function scanDirectory(
+  context: InspectContext,
+  dir: string,
+  label: string,
+  options: ScanOptions,
+): Promise<LogScan> {
+  const location = await locateLog(new NodeDisk(), dir);
+  return scanWithProgress(context, location.walDir, label, options);
 }
 
 function scanOptions(flags: ScanFlags, onFrame?: ScanOptions['onFrame']): ScanOptions {
@@ -129,106 +86,7 @@ function scanOptions(flags: ScanFlags, onFrame?: ScanOptions['onFrame']): ScanOp
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared formatting.
-
-/** A string as one token of a text line: quoted (JSON style) if it could be misread. */
-function token(text: string): string {
-  return text.length === 0 || /[\s"=\\]/.test(text) ? JSON.stringify(text) : text;
-}
-
-function hex32(value: number): string {
-  return `0x${(value >>> 0).toString(16).padStart(8, '0')}`;
-}
-
-function lsnRange(first: number | null, last: number | null): string {
-  return first === null || last === null ? 'none' : `${first}..${last}`;
-}
-
-function plural(count: number, noun: string): string {
-  return `${count} ${noun}${count === 1 ? '' : 's'}`;
-}
-
-export function formatProblem(problem: LogProblem): string {
-  const lsn = problem.lsn === null ? 'unknown' : String(problem.lsn);
-  return (
-    `${problem.kind} segment ${problem.segment} offset ${problem.offset} lsn ${lsn} ` +
-    `${problem.label}: ${problem.reason}`
-  );
-}
-
-function problemJson(problem: LogProblem) {
-  const { segment, offset, lsn, kind, label, reason } = problem;
-  return { segment, offset, lsn, kind, label, reason };
-}
-
-/** Notes about the log that are not problems but change how it reads. */
-function scanNotes(scan: LogScan): string[] {
-  const notes: string[] = [];
-  if (scan.truncationMarkerLsn !== null) {
-    notes.push(
-      `note: an unfinished suffix truncation to lsn ${scan.truncationMarkerLsn} is pending; ` +
-        'records after it are ignored',
-    );
-  }
-  for (const name of scan.strayFiles) notes.push(`note: stray file ${name}`);
-  return notes;
-}
-
-/** dump and stats print what they could read on stdout and the problems on stderr. */
-function reportProblems(scan: LogScan, output: Output): number {
-  for (const problem of scan.problems) output.err(`${programName}: ${formatProblem(problem)}`);
-  if (scan.status !== 'clean') {
-    const hint = `run '${programName} verify' for details`;
-    output.err(`${programName}: the log is ${scan.status}; ${hint}`);
-  }
-  return exitCodeFor(scan.status);
-}
-
-// ---------------------------------------------------------------------------------------------
 // dump
-
-/** The compact text rendering of a payload; a payload that does not decode says why. */
-export function describePayloadCompact(frame: Frame): string {
-  try {
-    return describeKnownPayloadCompact(frame);
-  } catch (error: unknown) {
-    if (!isSyncwalError(error)) throw error;
-    return `error=${token(error.message)} raw=${token(renderBytes(frame.payload))}`;
-  }
-}
-
-function describeKnownPayloadCompact(frame: Frame): string {
-  switch (frame.type) {
-    case RecordType.Intent: {
-      const intent = decodeIntent(frame.payload);
-      const parts = intent.effects.map((effect) =>
-        effect.op === 'put'
-          ? `put ${token(renderBytes(effect.key))}=${token(renderBytes(effect.value))}`
-          : `del ${token(renderBytes(effect.key))}`,
-      );
-      if (intent.requestId !== null) parts.push(`req=${token(intent.requestId)}`);
-      return parts.join(' ');
-    }
-    case RecordType.Commit: {
-      const commit = decodeCommit(frame.payload);
-      const intent =
-        commit.intentLsn === 0 ? 'none' : `${commit.intentLsn}/${hex32(commit.intentChecksum)}`;
-      return `commit=${commit.commitLsn} intent=${intent}`;
-    }
-    case RecordType.Abort: {
-      const abort = decodeAbort(frame.payload);
-      return `abort=${abort.lsnFirst}..${abort.lsnLast}`;
-    }
-    case RecordType.Term: {
-      const term = decodeTerm(frame.payload);
-      return `term=${term.term} primary=${token(term.primaryId)}`;
-    }
-    case RecordType.Checkpoint:
-      return `checkpoint=${decodeCheckpoint(frame.payload).lsn}`;
-    case RecordType.Seal:
-      return `sealed=${frame.lsn}`;
-  }
-}
 
 export const dumpHeader =
   `${'LSN'.padStart(8)}  ${'TERM'.padStart(5)}  ${'TYPE'.padEnd(10)}  ${'SEGMENT'.padEnd(24)}  ` +
@@ -270,15 +128,18 @@ function dumpFilter(flags: DumpFlags): (frame: Frame) => boolean {
   };
 }
 
-async function runDump(dir: string, flags: DumpFlags, output: Output): Promise<number> {
+async function runDump(dir: string, flags: DumpFlags, context: InspectContext): Promise<number> {
   if (flags.from !== undefined && flags.to !== undefined && flags.from > flags.to) {
     throw new InvalidError(`--from ${flags.from} is after --to ${flags.to}`);
   }
   const include = dumpFilter(flags);
   const format = flags.json === true ? formatDumpJson : formatDumpLine;
+  const { output } = context;
   if (flags.json !== true) output.out(dumpHeader);
   const scan = await scanDirectory(
+    context,
     dir,
+    'dump',
     scanOptions(flags, (segment, scanned) => {
       if (include(scanned.frame)) output.out(format(segment, scanned));
     }),
@@ -308,8 +169,9 @@ export function verifyText(scan: LogScan): string[] {
   return [summary, ...scan.problems.map(formatProblem), ...scanNotes(scan)];
 }
 
-async function runVerify(dir: string, flags: ScanFlags, output: Output): Promise<number> {
-  const scan = await scanDirectory(dir, scanOptions(flags));
+async function runVerify(dir: string, flags: ScanFlags, context: InspectContext) {
+  const { output } = context;
+  const scan = await scanDirectory(context, dir, 'verify', scanOptions(flags));
   if (flags.json === true) output.out(JSON.stringify(verifyJson(scan)));
   else for (const line of verifyText(scan)) output.out(line);
   return exitCodeFor(scan.status);
@@ -413,10 +275,13 @@ export function statsText(stats: ReturnType<typeof statsJson>): string[] {
   return lines;
 }
 
-async function runStats(dir: string, flags: ScanFlags, output: Output): Promise<number> {
+async function runStats(dir: string, flags: ScanFlags, context: InspectContext) {
+  const { output } = context;
   const tally = newTally();
   const scan = await scanDirectory(
+    context,
     dir,
+    'stats',
     scanOptions(flags, (_, scanned) => {
       tallyFrame(tally, scanned.frame);
     }),
@@ -450,17 +315,21 @@ function collectTypes(value: string, previous: RecordType[] | undefined): Record
   return types;
 }
 
-/** Builds the commander program. Each action stores its exit code through `done`. */
-export function buildProgram(output: Output, done: (code: number) => void): Command {
-  const program = new Command(programName)
-    .description('Dump, verify and summarize a syncwal write-ahead log (read-only).')
-    .exitOverride()
-    .configureOutput({
-      writeOut: (text) => process.stdout.write(text),
-      writeErr: (text) => process.stderr.write(text),
-    })
-    .showHelpAfterError(`(run '${programName} --help' for usage)`);
-  const directory = '<dir> is a node directory (holding wal/) or a wal directory';
+/** What `main` may be given besides the arguments. */
+export interface InspectOptions {
+  /**
+   * Where progress bars go, or null for none. By default: stderr when it is a terminal (and,
+   * for `dump`, which prints as it scans, only when stdout is not the terminal too).
+   */
+  progress?: ProgressSink | null;
+}
+
+type Done = (code: number) => void;
+
+const directory = '<dir> is a node directory (holding wal/) or a wal directory';
+
+function addLogCommands(program: Command, context: CommandContext, done: Done): void {
+  const dumpContext: InspectContext = { ...context, progress: context.dumpProgress };
   program
     .command('dump')
     .description(`print one line per record; ${directory}`)
@@ -471,28 +340,80 @@ export function buildProgram(output: Output, done: (code: number) => void): Comm
     .option('--type <types>', 'only these record types (repeatable, or a comma list)', collectTypes)
     .option('--seals', 'also print SEAL frames (local durability markers)')
     .option('--continue', 'read past corruption instead of stopping at the first problem')
-    .action(async (dir: string, flags: DumpFlags) => done(await runDump(dir, flags, output)));
+    .action(async (dir: string, flags: DumpFlags) => done(await runDump(dir, flags, dumpContext)));
   program
     .command('verify')
     .description(`check checksums, chain and continuity; ${directory}`)
     .argument('<dir>')
     .option('--json', 'print one JSON object')
     .option('--continue', 'report every problem instead of stopping at the first')
-    .action(async (dir: string, flags: ScanFlags) => done(await runVerify(dir, flags, output)));
+    .action(async (dir: string, flags: ScanFlags) => done(await runVerify(dir, flags, context)));
   program
     .command('stats')
     .description(`summarize segments, records and terms; ${directory}`)
     .argument('<dir>')
     .option('--json', 'print one JSON object')
     .option('--continue', 'read past corruption instead of stopping at the first problem')
-    .action(async (dir: string, flags: ScanFlags) => done(await runStats(dir, flags, output)));
+    .action(async (dir: string, flags: ScanFlags) => done(await runStats(dir, flags, context)));
+}
+
+function addNodeCommands(program: Command, context: InspectContext, done: Done): void {
+  program
+    .command('diff')
+    .description(
+      "compare two nodes' logs: the first divergent LSN and why (exit 0 identical over the " +
+        'LSNs both hold, 1 diverged, 2 corrupt); each <dir> as for dump',
+    )
+    .argument('<dirA>')
+    .argument('<dirB>')
+    .option('--json', 'print one JSON object')
+    .action(async (dirA: string, dirB: string, flags: DiffFlags) =>
+      done(await runDiff(dirA, dirB, flags, context)),
+    );
+  program
+    .command('state')
+    .description(
+      'print the committed state at an LSN as JSON lines (checkpoint.sqlite, then the log); ' +
+        'a summary goes to stderr; <dir> is a node directory',
+    )
+    .argument('<dir>')
+    .option('--at <lsn>', 'the LSN to materialize (default: the last record)', parseLsn)
+    .option('--json', 'print the summary on stderr as one JSON object')
+    .action(async (dir: string, flags: StateFlags) => done(await runState(dir, flags, context)));
+}
+
+/** Builds the commander program. Each action stores its exit code through `done`. */
+export function buildProgram(
+  output: Output,
+  done: Done,
+  options: InspectOptions = { progress: null },
+): Command {
+  const program = new Command(programName)
+    .description('Dump, verify, summarize and compare syncwal write-ahead logs (read-only).')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => process.stdout.write(text),
+      writeErr: (text) => process.stderr.write(text),
+    })
+    .showHelpAfterError(`(run '${programName} --help' for usage)`);
+  const context = commandContext(output, options);
+  addLogCommands(program, context, done);
+  addNodeCommands(program, context, done);
   return program;
 }
 
-function describeError(error: unknown): string {
-  const code = errnoCode(error);
-  const message = error instanceof Error ? error.message : String(error);
-  return code === null || message.includes(code) ? message : `${code}: ${message}`;
+interface CommandContext extends InspectContext {
+  /** `dump` prints while it scans: no bar when stdout is the same terminal. */
+  dumpProgress: ProgressSink | null;
+}
+
+function commandContext(output: Output, options: InspectOptions): CommandContext {
+  if (options.progress !== undefined) {
+    return { output, progress: options.progress, dumpProgress: options.progress };
+  }
+  const progress = stderrProgressSink();
+  const dumpProgress = process.stdout.isTTY === true ? null : progress;
+  return { output, progress, dumpProgress };
 }
 
 /** The exit code for an error that reached the top; prints it without a stack trace. */
@@ -521,11 +442,19 @@ function exitCodeForError(error: unknown, output: Output): number {
 }
 
 /** Runs wal-inspect on `argv` (without the node and script paths) and returns the exit code. */
-export async function main(argv: readonly string[], output: Output): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  output: Output,
+  options: InspectOptions = {},
+): Promise<number> {
   let code: number = exitCodes.internal;
-  const program = buildProgram(output, (result) => {
-    code = result;
-  });
+  const program = buildProgram(
+    output,
+    (result) => {
+      code = result;
+    },
+    options,
+  );
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return code;
