@@ -232,11 +232,22 @@ export const layers: readonly Layer[] = [
     reason: 'simulated adapters implement ports and import only ports and core',
   },
   {
-    layer: 'cli',
-    srcLayers: ['core', 'ports', 'storage', 'node'],
+    layer: 'server',
+    srcLayers: ['core', 'ports'],
     packages: 'any',
     builtins: 'any',
-    reason: 'the CLI is thin: flags and output over storage, core and the real disk',
+    reason:
+      'the RESP server runs on its ServerBackend port (a node satisfies it structurally); ' +
+      `it never opens a node itself; ${nodeAdaptersReason}`,
+  },
+  {
+    layer: 'cli',
+    srcLayers: ['core', 'ports', 'storage', 'node', 'server', '(root)'],
+    packages: 'any',
+    builtins: 'any',
+    reason:
+      'the CLI is thin: flags and output over storage, core and the real disk; serve composes ' +
+      'a node (openNode from src/index.ts) with the server',
   },
   {
     layer: '(root)',

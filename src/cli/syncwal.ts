@@ -2,13 +2,16 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
+import { registerCluster, selfCommand } from './cluster.js';
 import { runIfEntryPoint, type Output } from './entry.js';
+import { processRuntime, registerServe } from './serve.js';
+import { registerStatus } from './status.js';
 import { exitCodes, main as walInspectMain } from './wal-inspect.js';
 
 /**
- * The `syncwal` command. Today it hosts the log tools (`syncwal inspect ...` is the same
- * program as `wal-inspect ...`); the node server (`serve`), the local shard (`cluster`) and
- * `status` join it as the engine and the server land.
+ * The `syncwal` command: `serve` (one node), `cluster` (a local shard, what `npm start` runs),
+ * `status` (a node's view of the shard), and the log tools (`syncwal inspect ...` is the same
+ * program as `wal-inspect ...`).
  */
 function packageVersion(): string {
   const path = fileURLToPath(new URL('../../package.json', import.meta.url));
@@ -33,6 +36,13 @@ export async function main(argv: readonly string[], output: Output): Promise<num
     .description('inspect a log directory: dump, verify, stats (same as wal-inspect)')
     .argument('[args...]', 'wal-inspect arguments, e.g. verify ./data/n1')
     .allowUnknownOption();
+  const setCode = (value: number): void => {
+    code = value;
+  };
+  const runtime = () => processRuntime(output, packageVersion());
+  registerServe(program, runtime, setCode);
+  registerCluster(program, () => ({ ...runtime(), command: selfCommand() }), setCode);
+  registerStatus(program, output, process.env, setCode);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     if (command === undefined) {

@@ -180,8 +180,19 @@ describe('import-direction', () => {
     expect(violations('src/engine/engine.ts', '../replication/peer.js')).toEqual([]);
     expect(violations('src/engine/engine.ts', '../sim/disk.js')).toHaveLength(1);
     // A directory with no row in the layer table still may not reach the real adapters.
-    expect(violations('src/server/resp.ts', '../node/transport.js')).toHaveLength(1);
-    expect(violations('src/server/resp.ts', '../engine/engine.js')).toEqual([]);
+    expect(violations('src/tools/x.ts', '../node/transport.js')).toHaveLength(1);
+    expect(violations('src/tools/x.ts', '../engine/engine.js')).toEqual([]);
+  });
+
+  it('keeps the server on its backend port, and lets the CLI compose it', () => {
+    expect(violations('src/server/server.ts', '../ports/logger.js')).toEqual([]);
+    expect(violations('src/server/server.ts', '../core/errors.js')).toEqual([]);
+    expect(violations('src/server/server.ts', 'hdr-histogram-js')).toEqual([]);
+    expect(violations('src/server/server.ts', '../node/transport.js')).toHaveLength(1);
+    expect(violations('src/server/server.ts', '../engine/node.js')).toHaveLength(1);
+    expect(violations('src/server/server.ts', '../index.js')).toHaveLength(1);
+    expect(violations('src/cli/serve.ts', '../server/server.js')).toEqual([]);
+    expect(violations('src/cli/serve.ts', '../index.js')).toEqual([]);
   });
 
   it('sees every form of import', () => {

@@ -1,0 +1,288 @@
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { openNode } from '../index.js';
+import type { ServerBackend } from '../server/backend.js';
+import { resolveServeConfig, serveFields, type ServeConfig } from '../server/config.js';
+import { createLogger } from '../server/logger.js';
+import { RespServer } from '../server/server.js';
+import { systemClock } from '../server/system-clock.js';
+import type { Output } from './entry.js';
+
+/**
+ * `syncwal serve`: one node process. Resolves the configuration (flags, then SYNCWAL_*
+ * environment variables, then the JSON config file), opens the node, serves RESP on the
+ * client port, and on SIGTERM or SIGINT stops accepting, lets started commands finish,
+ * closes the node cleanly and exits 0.
+ *
+ * Startup failures are one line on stderr and a distinct exit code (`serveExitCodes`).
+ */
+
+export const serveExitCodes = {
+  ok: 0,
+  /** A fenced node stopped itself (I/O failure); restarting it recovers from disk. */
+  fenced: 74,
+  usage: 64,
+  corrupt: 65,
+  portInUse: 69,
+  internal: 70,
+  io: 74,
+  locked: 75,
+  /** The configuration asks for something this build cannot do yet (replication). */
+  unsupported: 78,
+} as const;
+
+/** A startup failure with its exit code; the message is printed as one line. */
+export class ServeError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+/** Whether `createBackend` accepts `peers` (replication wired); `syncwal cluster` reads it. */
+export const replicationAvailable = false;
+
+/**
+ * Builds the node the server runs on: the one place that decides single node versus
+ * replicated. Today it opens a single node; replication (issues #4 and #5) will pass
+ * `config.peers`, `peerHost`/`peerPort`, `shardId`, `shardSecret`, `primaryId` and
+ * `durability` through here, and nothing else in the server changes.
+ */
+export async function createBackend(config: ServeConfig): Promise<ServerBackend> {
+  if (config.peers.length > 0 && !replicationAvailable) {
+    throw new ServeError(
+      'replication is not wired into syncwal serve yet (issues #4 and #5): ' +
+        'start without --peers (a single node), e.g. `syncwal cluster --nodes 1`',
+      serveExitCodes.unsupported,
+    );
+  }
+  const node = await openNode({
+    dir: config.dataDir,
+    nodeId: config.nodeId,
+    ...(config.engine.segmentSizeBytes === null
+      ? {}
+      : { segmentSizeBytes: config.engine.segmentSizeBytes }),
+    ...(config.engine.checkpointLogBytes === null
+      ? {}
+      : { checkpointLogBytes: config.engine.checkpointLogBytes }),
+  });
+  return node;
+}
+
+/** The exit code for a startup error from the node or the listener. */
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof ServeError) return error.exitCode;
+  const code = (error as { code?: unknown } | null)?.code;
+  switch (code) {
+    case 'INVALID':
+      return serveExitCodes.usage;
+    case 'LOCKED':
+      return serveExitCodes.locked;
+    case 'CORRUPT':
+      return serveExitCodes.corrupt;
+    case 'IOERR':
+    case 'NOSPACE':
+      return serveExitCodes.io;
+    case 'EADDRINUSE':
+    case 'EACCES':
+    case 'EADDRNOTAVAIL':
+      return serveExitCodes.portInUse;
+    default:
+      return serveExitCodes.internal;
+  }
+}
+
+function oneLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.replace(/\s*\n\s*/g, ' ');
+}
+
+/** Reads the JSON config file named by --config or SYNCWAL_CONFIG, if any. */
+function readConfigFile(path: string | undefined): { path: string; values: unknown } | null {
+  if (path === undefined || path === '') return null;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error: unknown) {
+    throw new ServeError(`config file ${path}: ${oneLine(error)}`, serveExitCodes.usage);
+  }
+  try {
+    return { path, values: JSON.parse(text) as unknown };
+  } catch (error: unknown) {
+    throw new ServeError(`config file ${path}: not JSON (${oneLine(error)})`, serveExitCodes.usage);
+  }
+}
+
+function readTls(config: ServeConfig): { cert: Buffer; key: Buffer } | null {
+  if (config.tls === null) return null;
+  try {
+    return { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) };
+  } catch (error: unknown) {
+    throw new ServeError(`TLS: ${oneLine(error)}`, serveExitCodes.usage);
+  }
+}
+
+/** Where `serve` gets its signals and writes its log (tests and `cluster` may differ). */
+export interface ServeRuntime {
+  output: Output;
+  env: Readonly<Record<string, string | undefined>>;
+  writeLog: (line: string) => void;
+  onSignal: (handler: (signal: string) => void) => () => void;
+  version: string;
+}
+
+export function processRuntime(output: Output, version: string): ServeRuntime {
+  return {
+    output,
+    env: process.env,
+    writeLog: (line) => process.stdout.write(line),
+    onSignal: (handler) => {
+      const listener = (signal: NodeJS.Signals): void => handler(signal);
+      process.on('SIGTERM', listener);
+      process.on('SIGINT', listener);
+      return () => {
+        process.off('SIGTERM', listener);
+        process.off('SIGINT', listener);
+      };
+    },
+    version,
+  };
+}
+
+function resolveConfig(flags: Record<string, unknown>, runtime: ServeRuntime): ServeConfig {
+  const configPath = (flags['config'] as string | undefined) ?? runtime.env['SYNCWAL_CONFIG'];
+  const file = readConfigFile(configPath);
+  const fieldFlags: Record<string, unknown> = { ...flags };
+  delete fieldFlags['config'];
+  return resolveServeConfig({ flags: fieldFlags, env: runtime.env, file });
+}
+
+/** Runs `syncwal serve` until a signal (exit 0) or a startup failure (non-zero). */
+export async function runServe(
+  flags: Record<string, unknown>,
+  runtime: ServeRuntime,
+): Promise<number> {
+  let config: ServeConfig;
+  let tls: { cert: Buffer; key: Buffer } | null;
+  try {
+    config = resolveConfig(flags, runtime);
+    tls = readTls(config);
+  } catch (error: unknown) {
+    runtime.output.err(`syncwal serve: ${oneLine(error)}`);
+    return exitCodeOf(error);
+  }
+  const logger = createLogger({
+    format: config.logFormat,
+    level: config.logLevel,
+    write: runtime.writeLog,
+    wallMs: systemClock.wallMs,
+    base: { node: config.nodeId },
+  });
+  let backend: ServerBackend;
+  try {
+    backend = await createBackend(config);
+  } catch (error: unknown) {
+    runtime.output.err(`syncwal serve: ${oneLine(error)}`);
+    return exitCodeOf(error);
+  }
+  return serveBackend(config, backend, tls, { runtime, logger });
+}
+
+async function serveBackend(
+  config: ServeConfig,
+  backend: ServerBackend,
+  tls: { cert: Buffer; key: Buffer } | null,
+  context: { runtime: ServeRuntime; logger: ReturnType<typeof createLogger> },
+): Promise<number> {
+  const { runtime, logger } = context;
+  const server = new RespServer({
+    backend,
+    host: config.host,
+    port: config.port,
+    password: config.password,
+    tls,
+    logger,
+    limits: config.limits,
+    policy: config.durability,
+    version: runtime.version,
+    configFile: config.configFile,
+  });
+  let address: { host: string; port: number };
+  try {
+    address = await server.listen();
+  } catch (error: unknown) {
+    await backend.close().catch(() => undefined);
+    const code = (error as { code?: unknown }).code;
+    const where = `${config.host}:${config.port}`;
+    const message = code === 'EADDRINUSE' ? `port ${where} is already in use` : oneLine(error);
+    runtime.output.err(`syncwal serve: cannot listen on ${where}: ${message}`);
+    return exitCodeOf(error);
+  }
+  const info = backend.info();
+  logger.info('server.listening', {
+    host: address.host,
+    port: address.port,
+    tls: tls !== null,
+    auth: config.password !== null,
+    dataDir: config.dataDir,
+    lastLsn: info.lastLsn,
+    keys: info.keys,
+  });
+  if (config.metricsPort !== null) {
+    logger.warn('metrics.not-served', { port: config.metricsPort, reason: 'not built yet' });
+  }
+  return waitForStop(server, backend, context);
+}
+
+/** Waits for SIGTERM/SIGINT (exit 0) or a fenced node (exit 74), then shuts down cleanly. */
+async function waitForStop(
+  server: RespServer,
+  backend: ServerBackend,
+  context: { runtime: ServeRuntime; logger: ReturnType<typeof createLogger> },
+): Promise<number> {
+  const { runtime, logger } = context;
+  let signals = 0;
+  const reason = await new Promise<{ code: number; why: string }>((resolve) => {
+    backend.on?.('fenced', () => resolve({ code: serveExitCodes.fenced, why: 'fenced' }));
+    const remove = runtime.onSignal((signal) => {
+      signals++;
+      if (signals === 1) {
+        resolve({ code: serveExitCodes.ok, why: signal });
+        return;
+      }
+      // A second signal during shutdown: stop waiting. The log is safe at any moment.
+      logger.warn('server.forced-exit', { signal });
+      remove();
+      process.exit(130);
+    });
+  });
+  logger.info('server.stopping', { reason: reason.why });
+  await server.close({ timeoutMs: 10_000 });
+  try {
+    await backend.close();
+  } catch (error: unknown) {
+    logger.error('node.close-failed', { error: oneLine(error) });
+    return serveExitCodes.io;
+  }
+  logger.info('server.stopped', { reason: reason.why });
+  return reason.code;
+}
+
+/** Adds `serve` to the `syncwal` program; `setCode` receives the exit code. */
+export function registerServe(
+  program: Command,
+  runtime: () => ServeRuntime,
+  setCode: (code: number) => void,
+): void {
+  const command = program
+    .command('serve')
+    .description('run one node: RESP on the client port (flags > SYNCWAL_* env > config file)')
+    .option('--config <file>', 'JSON config file with any of the options below (camelCase keys)');
+  for (const entry of serveFields) {
+    command.option(`${entry.flag} <value>`, `${entry.describe} [${entry.env}]`);
+  }
+  command.action(async (options: Record<string, unknown>) => {
+    setCode(await runServe(options, runtime()));
+  });
+}

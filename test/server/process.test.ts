@@ -1,0 +1,322 @@
+/**
+ * Real processes: `syncwal serve` (SIGTERM shuts it down gracefully and every acknowledged
+ * write survives the restart; bad config, a port in use, a locked or corrupt data directory
+ * give one line on stderr and a distinct exit code), `syncwal status` against it, and
+ * `syncwal cluster` (starts, restarts a killed node, stops every child on SIGTERM).
+ *
+ * The processes run the TypeScript sources through tsx (no build needed); every one is
+ * stopped by its pid, and every wait is an event with a bounded timeout.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, readdirSync, readSync, closeSync, writeSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { replicationAvailable } from '../../src/cli/serve.js';
+import { openNode } from '../../src/index.js';
+import { removeTemporary, temporaryDirectory } from './helpers.js';
+
+const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url));
+const entry = join(repositoryRoot, 'src', 'cli', 'syncwal.ts');
+const startupMs = 60_000;
+
+interface Started {
+  child: ChildProcess;
+  stdout: string[];
+  stderr: string[];
+  exited: Promise<number | null>;
+  /** Resolves with the first stdout line (past or future) that matches. */
+  line(pattern: RegExp, timeoutMs?: number): Promise<string>;
+}
+
+const started: Started[] = [];
+const directories: string[] = [];
+
+function syncwal(args: readonly string[], env: NodeJS.ProcessEnv = {}): Started {
+  const clean = Object.fromEntries(
+    Object.entries(process.env).filter(([name]) => !name.startsWith('SYNCWAL_')),
+  );
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+    cwd: repositoryRoot,
+    env: { ...clean, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    stdout.push(line);
+    for (const waiter of waiters.filter((each) => each.pattern.test(line))) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve(line);
+    }
+  });
+  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const line = (pattern: RegExp, timeoutMs = startupMs): Promise<string> => {
+    const seen = stdout.find((each) => pattern.test(each));
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(
+          new Error(`no line ${pattern} in ${timeoutMs} ms:\n${[...stdout, ...stderr].join('\n')}`),
+        );
+      }, timeoutMs);
+      const onExit = (): void => {
+        clearTimeout(timer);
+        reject(new Error(`exited before ${pattern}:\n${[...stdout, ...stderr].join('\n')}`));
+      };
+      void exited.then(onExit);
+      waiters.push({
+        pattern,
+        resolve: (found) => {
+          clearTimeout(timer);
+          resolve(found);
+        },
+      });
+    });
+  };
+  const result = { child, stdout, stderr, exited, line };
+  started.push(result);
+  return result;
+}
+
+/** Waits for exit (bounded); SIGKILLs it on timeout. */
+async function exitCode(process: Started, timeoutMs = startupMs): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const outcome = await Promise.race([process.exited, timeout]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') {
+    process.child.kill('SIGKILL');
+    throw new Error(`still running after ${timeoutMs} ms`);
+  }
+  return outcome;
+}
+
+async function listeningPort(process: Started): Promise<number> {
+  const line = await process.line(/"event":"server\.listening"/);
+  return (JSON.parse(line) as { port: number }).port;
+}
+
+function directory(): string {
+  const dir = temporaryDirectory('process');
+  directories.push(dir);
+  return dir;
+}
+
+afterEach(async () => {
+  for (const each of started.splice(0)) {
+    if (each.child.exitCode === null && each.child.signalCode === null) {
+      each.child.kill('SIGKILL');
+      await each.exited;
+    }
+  }
+});
+
+afterAll(() => {
+  for (const dir of directories.splice(0)) removeTemporary(dir);
+});
+
+describe('syncwal serve', () => {
+  it('shuts down gracefully on SIGTERM; acknowledged writes survive a restart', async () => {
+    const dataDir = join(directory(), 'n1');
+    const args = ['serve', '--data-dir', dataDir, '--port', '0', '--log-format', 'json'];
+    const first = syncwal(args);
+    const port = await listeningPort(first);
+    const redis = new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      retryStrategy: () => null,
+    });
+    await redis.connect();
+    expect(await redis.set('before', 'stop')).toBe('OK');
+    // Writes in flight when the signal arrives: each one answered OK must survive.
+    const writes = Array.from({ length: 200 }, (_, index) =>
+      redis.set(`inflight:${index}`, String(index)).then(
+        () => index,
+        () => null,
+      ),
+    );
+    first.child.kill('SIGTERM');
+    const acknowledged = (await Promise.all(writes)).filter((index) => index !== null);
+    expect(await exitCode(first)).toBe(0);
+    redis.disconnect();
+    const events = first.stdout.map((line) => (JSON.parse(line) as { event: string }).event);
+    expect(events).toEqual(expect.arrayContaining(['server.stopping', 'server.stopped']));
+    expect(first.stderr).toEqual([]);
+
+    const second = syncwal(args);
+    const again = await listeningPort(second);
+    const check = new Redis({ host: '127.0.0.1', port: again, lazyConnect: true });
+    await check.connect();
+    expect(await check.get('before')).toBe('stop');
+    for (const index of acknowledged)
+      expect(await check.get(`inflight:${index}`)).toBe(String(index));
+    check.disconnect();
+    second.child.kill('SIGINT');
+    expect(await exitCode(second)).toBe(0);
+  });
+
+  it('`syncwal status` prints the node as a table', async () => {
+    const dataDir = join(directory(), 'n1');
+    const server = syncwal(
+      ['serve', '--data-dir', dataDir, '--port', '0', '--log-format', 'json', '--node-id', 'alpha'],
+      { SYNCWAL_PASSWORD: 'pw' },
+    );
+    const port = await listeningPort(server);
+    const status = syncwal(['status', '--port', String(port), '--password', 'pw']);
+    expect(await exitCode(status)).toBe(0);
+    expect(status.stdout[0]).toMatch(/^NODE\s+ROLE\s+TERM/);
+    expect(status.stdout[1]).toMatch(/^alpha\s+primary\s+1\s+\d+\s+\d+/);
+    const denied = syncwal(['status', '--port', String(port)]);
+    expect(await exitCode(denied)).toBe(77);
+    expect(denied.stderr.join('\n')).toMatch(/NOAUTH/);
+    server.child.kill('SIGTERM');
+    expect(await exitCode(server)).toBe(0);
+  });
+
+  it('refuses bad configuration with one line and exit 64', async () => {
+    const cases: [string[], NodeJS.ProcessEnv, RegExp][] = [
+      [
+        ['serve', '--port', 'abc'],
+        {},
+        /^syncwal serve: INVALID: --port 'abc': must be an integer$/,
+      ],
+      [['serve'], { SYNCWAL_ACKS: 'some' }, /SYNCWAL_ACKS 'some': must be one of quorum, all/],
+      [['serve', '--config', 'no/such/file.json'], {}, /^syncwal serve: config file no\/such/],
+    ];
+    for (const [args, env, message] of cases) {
+      const run = syncwal(args, env);
+      expect(await exitCode(run), args.join(' ')).toBe(64);
+      expect(run.stderr).toHaveLength(1);
+      expect(run.stderr[0]).toMatch(message);
+    }
+  });
+
+  it('refuses a port in use (69), a locked dir (75), peers before replication (78)', async () => {
+    const dir = directory();
+    const occupied: Server = createServer();
+    await new Promise<void>((resolve) => occupied.listen(0, '127.0.0.1', resolve));
+    const taken = (occupied.address() as { port: number }).port;
+    try {
+      const busy = syncwal(['serve', '--data-dir', join(dir, 'a'), '--port', String(taken)]);
+      expect(await exitCode(busy)).toBe(69);
+      const where = `127.0.0.1:${taken}`;
+      expect(busy.stderr).toEqual([
+        `syncwal serve: cannot listen on ${where}: port ${where} is already in use`,
+      ]);
+    } finally {
+      occupied.close();
+    }
+    const owner = syncwal([
+      'serve',
+      '--data-dir',
+      join(dir, 'b'),
+      '--port',
+      '0',
+      '--log-format',
+      'json',
+    ]);
+    await listeningPort(owner);
+    const second = syncwal(['serve', '--data-dir', join(dir, 'b'), '--port', '0']);
+    expect(await exitCode(second)).toBe(75);
+    expect(second.stderr).toHaveLength(1);
+    expect(second.stderr[0]).toMatch(/^syncwal serve: LOCKED: .* is locked by another process$/);
+    owner.child.kill('SIGTERM');
+    expect(await exitCode(owner)).toBe(0);
+    if (!replicationAvailable) {
+      const peers = syncwal(
+        ['serve', '--data-dir', join(dir, 'c'), '--peers', 'n2=127.0.0.1:1', '--primary-id', 'n1'],
+        { SYNCWAL_SHARD_SECRET: 'x'.repeat(16) },
+      );
+      expect(await exitCode(peers)).toBe(78);
+      expect(peers.stderr[0]).toMatch(/replication is not wired into syncwal serve yet/);
+    }
+  });
+
+  it('refuses a corrupt data directory with one line and exit 65', async () => {
+    const dataDir = join(directory(), 'n1');
+    const node = await openNode({
+      dir: dataDir,
+      segmentSizeBytes: 16 * 1024,
+      checkpointLogBytes: 0,
+    });
+    for (let index = 0; index < 400; index++) await node.put(`key:${index}`, 'v'.repeat(100));
+    await node.close();
+    const wal = join(dataDir, 'wal');
+    const first = readdirSync(wal)
+      .filter((name) => name.endsWith('.wal'))
+      .sort()[0]!;
+    flipBit(join(wal, first), 64 + 32 + 40);
+    const run = syncwal(['serve', '--data-dir', dataDir, '--port', '0']);
+    expect(await exitCode(run)).toBe(65);
+    expect(run.stderr).toHaveLength(1);
+    expect(run.stderr[0]).toMatch(/^syncwal serve: CORRUPT: .*segment .*offset .*lsn/);
+  });
+});
+
+function flipBit(path: string, offset: number): void {
+  const fd = openSync(path, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, offset);
+    byte[0]! ^= 0x10;
+    writeSync(fd, byte, 0, 1, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe('syncwal cluster', () => {
+  it('starts a node, restarts it when it is killed, and stops it on SIGTERM', async () => {
+    const data = directory();
+    const cluster = syncwal(['cluster', '--nodes', '1', '--port', '0', '--data', data]);
+    const connect = await cluster.line(/^connect: redis-cli -p \d+/);
+    const port = Number(/-p (\d+)/.exec(connect)![1]);
+    const row = await cluster.line(/^ {2}n1 {2}primary/);
+    const pid = Number(/pid (\d+)/.exec(row)![1]);
+    const redis = new Redis({
+      host: '127.0.0.1',
+      port,
+      lazyConnect: true,
+      retryStrategy: () => null,
+    });
+    await redis.connect();
+    expect(await redis.set('cluster', 'yes')).toBe('OK');
+    redis.disconnect();
+    process.kill(pid, 'SIGKILL');
+    const again = await cluster.line(
+      /^syncwal cluster: n1 is up again: client 127\.0\.0\.1:\d+, pid \d+$/,
+    );
+    const restartedPid = Number(/pid (\d+)$/.exec(again)![1]);
+    expect(restartedPid).not.toBe(pid);
+    const restartedPort = Number(/:(\d+), pid/.exec(again)![1]);
+    const after = new Redis({ host: '127.0.0.1', port: restartedPort, lazyConnect: true });
+    await after.connect();
+    expect(await after.get('cluster')).toBe('yes');
+    after.disconnect();
+    expect(cluster.stderr.join('\n')).toMatch(
+      /n1 exited with signal SIGKILL; restarting in \d+ ms/,
+    );
+    cluster.child.kill('SIGTERM');
+    expect(await exitCode(cluster)).toBe(0);
+    expect(cluster.stdout.at(-1)).toBe('syncwal cluster: stopped');
+    expect(() => process.kill(restartedPid, 0)).toThrow();
+  });
+
+  it.skipIf(replicationAvailable)(
+    'says clearly that a 3-node shard needs replication',
+    async () => {
+      const cluster = syncwal(['cluster', '--nodes', '3', '--data', directory()]);
+      expect(await exitCode(cluster)).toBe(78);
+      expect(cluster.stderr.join('\n')).toMatch(/a 3-node shard needs replication/);
+    },
+  );
+});
