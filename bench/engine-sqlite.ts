@@ -5,7 +5,8 @@
  */
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { type BenchResult, runConcurrent, type SystemRun } from './lib.js';
+import { type BenchResult, runConcurrent, runSync, type SystemRun } from './lib.js';
+import { getLatencySampleEvery } from './engine-syncwal.js';
 import { keyspace, keyspaceKeys, valueBytes, valueFor } from './engine-workload.js';
 
 /** Puts per transaction of `better-sqlite3-batch100`. */
@@ -95,10 +96,11 @@ export async function runSqliteGet(options: SystemRun): Promise<BenchResult> {
     if (select.get(keys[0]!)?.length !== valueBytes) {
       throw new Error('better-sqlite3-get: a loaded key reads wrong');
     }
-    const measurement = await runConcurrent({
-      concurrency: options.concurrency,
+    // A synchronous API: a plain loop, timed like the syncwal get rows (one get in 16).
+    const measurement = runSync({
       budget: options.budget,
       operation: (index) => select.get(keys[index % keyspace]!),
+      latencySampleEvery: getLatencySampleEvery,
     });
     return {
       system: 'better-sqlite3-get',

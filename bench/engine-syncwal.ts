@@ -1,11 +1,10 @@
 /**
- * The `syncwal-put` and `syncwal-get` systems of the `engine` suite: a node opened with
- * `openNode` (src/index.ts) on the real disk with default options. The put rows pass a NodeDisk
- * subclass that counts fdatasyncs (CountingDisk), for the records/sync column.
+ * The `syncwal-put`, `syncwal-get` and `syncwal-getSync` systems of the `engine` suite: a node
+ * opened with `openNode` (src/index.ts) on the real disk with default options. The put rows pass
+ * a NodeDisk subclass that counts fdatasyncs (CountingDisk), for the records/sync column.
  */
-import { performance } from 'node:perf_hooks';
 import { openNode, type SyncwalNode } from '../src/index.js';
-import { type Budget, runConcurrent, type SystemRun } from './lib.js';
+import { runConcurrent, runSync, type SystemRun } from './lib.js';
 import {
   CountingDisk,
   type EngineRun,
@@ -61,39 +60,31 @@ export async function runSyncwalPut(options: SystemRun): Promise<EngineRun> {
   }
 }
 
-/** Gets per second of a plain `await node.get` loop: no per-operation timing or recording. */
-async function untimedGetLoop(node: SyncwalNode, keys: readonly Buffer[], budget: Budget) {
-  let operations = 0;
-  const start = performance.now();
-  let elapsedMs = 0;
-  while (elapsedMs < budget.durationMs && operations < budget.operationsMax) {
-    for (let step = 0; step < 1024; step++) await node.get(keys[operations++ % keyspace]!);
-    elapsedMs = performance.now() - start;
-  }
-  return (operations * 1000) / elapsedMs;
-}
+/** Gets time one operation in this many (see ConcurrentRun.latencySampleEvery). */
+export const getLatencySampleEvery = 16;
 
-/** What runConcurrent itself costs: an async no-op at c=1, timed and recorded the same way. */
-async function harnessNoopRate(budget: Budget): Promise<number> {
-  const measurement = await runConcurrent({ concurrency: 1, budget, operation: async () => null });
-  return measurement.opsPerSec;
-}
-
-/**
- * `await node.get(key)` over a loaded 100k keyspace, C gets in flight. At c=1 it also reports
- * an untimed loop of gets and the harness's own ceiling (the same timing around a no-op).
- */
-export async function runSyncwalGet(options: SystemRun): Promise<EngineRun> {
-  const node = await openNode({ dir: options.dir });
+/** A node on the real disk with the 100k keyspace loaded, for the get rows. */
+async function withLoadedNode<T>(dir: string, body: (node: SyncwalNode, keys: Buffer[]) => T) {
+  const node = await openNode({ dir });
   try {
     const keys = keyspaceKeys();
     await loadKeys(node, keys);
     const probe = await node.get(keys[0]!);
     if (probe?.length !== valueBytes) throw new Error('syncwal-get: a loaded key reads wrong');
+    return await body(node, keys);
+  } finally {
+    await node.close();
+  }
+}
+
+/** `await node.get(key)` over a loaded 100k keyspace, C gets in flight. */
+export async function runSyncwalGet(options: SystemRun): Promise<EngineRun> {
+  return withLoadedNode(options.dir, async (node, keys) => {
     const measurement = await runConcurrent({
       concurrency: options.concurrency,
       budget: options.budget,
       operation: (index) => node.get(keys[index % keyspace]!),
+      latencySampleEvery: getLatencySampleEvery,
     });
     const result = {
       system: 'syncwal-get',
@@ -103,11 +94,26 @@ export async function runSyncwalGet(options: SystemRun): Promise<EngineRun> {
       p99Ms: measurement.p99Ms,
       recordsPerSync: 0,
     };
-    if (options.concurrency !== 1) return { result, figures: null };
-    const untimedLoopGetsPerSec = await untimedGetLoop(node, keys, options.budget);
-    const harnessNoopOpsPerSec = await harnessNoopRate(options.budget);
-    return { result, figures: { untimedLoopGetsPerSec, harnessNoopOpsPerSec } };
-  } finally {
-    await node.close();
-  }
+    return { result, figures: null };
+  });
+}
+
+/** `node.getSync(key)` in a plain loop over a loaded 100k keyspace. */
+export async function runSyncwalGetSync(options: SystemRun): Promise<EngineRun> {
+  return withLoadedNode(options.dir, (node, keys) => {
+    const measurement = runSync({
+      budget: options.budget,
+      operation: (index) => node.getSync(keys[index % keyspace]!),
+      latencySampleEvery: getLatencySampleEvery,
+    });
+    const result = {
+      system: 'syncwal-getSync',
+      concurrency: options.concurrency,
+      opsPerSec: measurement.opsPerSec,
+      p50Ms: measurement.p50Ms,
+      p99Ms: measurement.p99Ms,
+      recordsPerSync: 0,
+    };
+    return { result, figures: null };
+  });
 }

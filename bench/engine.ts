@@ -9,7 +9,10 @@
  *   synchronous=FULL, INSERT OR REPLACE, one transaction per put.
  * - `better-sqlite3-batch100`: the same with 100 puts per transaction (for reference).
  * - `syncwal-get`: `await node.get(key)` over 100k loaded keys, at 1 (a tight loop) and 256.
- * - `better-sqlite3-get`: a prepared SELECT over the same 100k keys.
+ * - `syncwal-getSync`: `node.getSync(key)` (the same read without the promise) in a plain loop.
+ * - `better-sqlite3-get`: a prepared SELECT over the same 100k keys, in a plain loop.
+ *   Read rows time one operation in 16 for p50/p99 and count every one for ops/s (timing costs
+ *   about as much as a read; see ConcurrentRun.latencySampleEvery).
  * - `syncwal-1m`: load, replay, checkpoint and memory at a million keys (bench/engine-million.ts);
  *   printed as figures under the table, and as `figures` in `--json`.
  */
@@ -28,7 +31,12 @@ import {
 import type { SuiteOptions } from './log.js';
 import { type EngineRun, valueBytes } from './engine-workload.js';
 import { runSqliteBatch, runSqliteGet, runSqlitePut } from './engine-sqlite.js';
-import { runSyncwalGet, runSyncwalPut } from './engine-syncwal.js';
+import {
+  getLatencySampleEvery,
+  runSyncwalGet,
+  runSyncwalGetSync,
+  runSyncwalPut,
+} from './engine-syncwal.js';
 import {
   millionKeys,
   millionKeysQuick,
@@ -76,11 +84,14 @@ export const engineSystems: readonly EngineSystem[] = [
     name: 'syncwal-get',
     concurrencies: [1, 256],
     note:
-      'syncwal-get / better-sqlite3-get: reads, so records/sync is 0; every row times and ' +
-      'records each operation (two performance.now() calls and a histogram update), which ' +
-      'costs about as much as a get: see the untimed loop and the harness ceiling below',
+      'syncwal-get / syncwal-getSync / better-sqlite3-get: reads, so records/sync is 0; ops/s ' +
+      `counts every read, p50/p99 come from timing one read in ${getLatencySampleEvery} ` +
+      '(timing each would cost about as much as the read itself); syncwal-get awaits ' +
+      '`node.get` (C loops in flight), syncwal-getSync and better-sqlite3-get are plain ' +
+      'synchronous loops',
     run: runSyncwalGet,
   },
+  { name: 'syncwal-getSync', concurrencies: [1], note: null, run: runSyncwalGetSync },
   {
     name: 'better-sqlite3-get',
     concurrencies: [1],
@@ -100,19 +111,19 @@ function targetLines(results: readonly BenchResult[], figures: Figures): string[
   for (const concurrency of [1, 256]) {
     const get = findResult(results, 'syncwal-get', concurrency);
     if (get === undefined) continue;
-    lines.push(formatTarget(`syncwal gets/s at c=${concurrency}`, get.opsPerSec, 1_000_000));
+    const label = `syncwal gets/s, await node.get at c=${concurrency}`;
+    lines.push(formatTarget(label, get.opsPerSec, 1_000_000));
   }
-  const loop = figures['syncwal-get']?.['untimedLoopGetsPerSec'];
-  if (loop !== undefined) {
-    lines.push(formatTarget('syncwal gets/s, untimed loop at c=1', loop, 1_000_000));
+  const getSync = findResult(results, 'syncwal-getSync', 1);
+  if (getSync !== undefined) {
+    lines.push(formatTarget('syncwal gets/s, node.getSync loop', getSync.opsPerSec, 1_000_000));
   }
   const sqliteGet = findResult(results, 'better-sqlite3-get', 1);
-  const get1 = findResult(results, 'syncwal-get', 1);
-  if (get1 !== undefined && sqliteGet !== undefined) {
+  if (getSync !== undefined && sqliteGet !== undefined) {
     lines.push(
       formatRatio({
-        label: 'syncwal-get c=1 / better-sqlite3-get c=1 (no target)',
-        numerator: get1.opsPerSec,
+        label: 'syncwal-getSync / better-sqlite3-get (no target)',
+        numerator: getSync.opsPerSec,
         denominator: sqliteGet.opsPerSec,
       }),
     );
@@ -160,16 +171,6 @@ function formatCount(value: number, fractionDigits = 0): string {
     minimumFractionDigits: fractionDigits,
     maximumFractionDigits: fractionDigits,
   });
-}
-
-function getLines(figures: Record<string, number> | undefined): string[] {
-  const loop = figures?.['untimedLoopGetsPerSec'];
-  const noop = figures?.['harnessNoopOpsPerSec'];
-  if (loop === undefined || noop === undefined) return [];
-  return [
-    `syncwal-get c=1, untimed \`await node.get\` loop: ${formatCount(loop)} gets/s`,
-    `harness ceiling: an async no-op through runConcurrent at c=1: ${formatCount(noop)} ops/s`,
-  ];
 }
 
 /** The million-key figures as lines (the replay target is in `targetLines`). */
@@ -253,7 +254,6 @@ export async function runEngineSuite(options: SuiteOptions): Promise<number> {
   const lines = [
     ...notes,
     '',
-    ...getLines(figures['syncwal-get']),
     ...(million === null ? [] : millionLines(million)),
     '',
     ...targetLines(results, figures),

@@ -7,6 +7,7 @@
  */
 import { NodeDisk } from './node/disk.js';
 import { openSqliteCheckpoint } from './node/checkpoint-sqlite.js';
+import { systemClock } from './node/clock.js';
 import type { SyncwalNode } from './engine/node.js';
 import { openNodeWith } from './engine/open.js';
 import type { NodeOptions } from './engine/options.js';
@@ -21,6 +22,7 @@ export function openNode(options: NodeOptions): Promise<SyncwalNode> {
   return openNodeWith(options, {
     disk: new NodeDisk(),
     checkpointStore: (dir) => openSqliteCheckpoint(dir),
+    clock: systemClock,
   });
 }
 
@@ -39,7 +41,15 @@ export type {
   WriteOptions,
   WriteResult,
 } from './engine/node.js';
-export { NoReplicasError, UnknownOutcomeError } from './engine/errors.js';
+export { NoReplicasError, NotPrimaryError, UnknownOutcomeError } from './engine/errors.js';
+export type { ReplicationOptions } from './engine/replication-options.js';
+export type { ReplicationStatus } from './engine/replicator.js';
+export type { DurabilityPolicy, AcksMode } from './core/consensus/quorum.js';
+export type { ReplicaStatus } from './core/consensus/primary.js';
+export { TcpTransport, type TcpTransportOptions } from './node/transport.js';
+export type { Transport, PeerEvent, HelloSource } from './ports/transport.js';
+export type { Logger, LogFields } from './ports/logger.js';
+export type { Clock } from './ports/clock.js';
 export {
   ClosedError,
   CorruptionError,

@@ -16,3 +16,18 @@ export class NoReplicasError extends SyncwalError {
     super('NOREPLICAS', message);
   }
 }
+
+/**
+ * NOTPRIMARY: this node is a replica (or no longer the primary); nothing was logged. `primary`
+ * names the node to send writes to, when known.
+ */
+export class NotPrimaryError extends SyncwalError {
+  readonly primary: string | null;
+  constructor(primary: string | null, message?: string) {
+    super(
+      'NOTPRIMARY',
+      message ?? `this node is not the primary (primary: ${primary ?? 'unknown'})`,
+    );
+    this.primary = primary;
+  }
+}

@@ -1,6 +1,6 @@
 import { InvalidError } from '../core/errors.js';
 import type { Effect } from '../core/format/record.js';
-import { keyString, type KeyString } from './keys.js';
+import { keyString, valueBytes, valueString, type KeyString, type ValueString } from './keys.js';
 
 /**
  * Pure computations of write operations. Each turns a request into effects (puts and deletes)
@@ -9,7 +9,7 @@ import { keyString, type KeyString } from './keys.js';
  */
 export interface StateView {
   /** The value a new intent would see: latest pending effect, else committed; null if absent. */
-  read(key: KeyString): Uint8Array | null;
+  read(key: KeyString): ValueString | null;
 }
 
 export interface Computed<T> {
@@ -21,12 +21,15 @@ const int64Max = 2n ** 63n - 1n;
 const int64Min = -(2n ** 63n);
 const integerPattern = /^-?(0|[1-9][0-9]{0,18})$/;
 const decoder = new TextDecoder();
+const asciiOnly = /^[\x00-\x7f]*$/;
 const encoder = new TextEncoder();
 
 /** Parses a stored value as a signed 64-bit integer the way Redis does (or INVALID). */
-export function parseInteger(value: Uint8Array | null): bigint {
+export function parseInteger(value: ValueString | null): bigint {
   if (value === null) return 0n;
-  const text = decoder.decode(value);
+  // A ValueString has one char per byte; decoding its bytes as UTF-8 keeps an ASCII integer as
+  // it is and turns any other byte into something the pattern rejects, exactly as before.
+  const text = asciiOnly.test(value) ? value : decoder.decode(valueBytes(value));
   if (!integerPattern.test(text) || text === '-0') {
     throw new InvalidError('value is not an integer or out of range');
   }
@@ -51,16 +54,10 @@ export function computeIncrement(view: StateView, key: Uint8Array, delta: bigint
   return computed;
 }
 
-function sameValue(left: Uint8Array | null, right: Uint8Array | null): boolean {
-  if (left === null || right === null) return left === right;
-  if (left.length !== right.length) return false;
-  for (let index = 0; index < left.length; index++) if (left[index] !== right[index]) return false;
-  return true;
-}
-
 /**
  * Sets `key` to `next` (null: delete) only if its current value equals `expected` (null:
- * absent). A mismatch logs nothing and reports the current value.
+ * absent). A mismatch logs nothing and reports the current value. The values it reports are
+ * fresh copies the caller may keep.
  */
 export function computeCompareAndSet(
   view: StateView,
@@ -69,17 +66,18 @@ export function computeCompareAndSet(
   next: Uint8Array | null,
 ) {
   const current = view.read(keyString(key));
-  if (!sameValue(current, expected)) {
+  const want = expected === null ? null : valueString(expected);
+  if (current !== want) {
     const computed: Computed<{ ok: boolean; current: Uint8Array | null }> = {
       effects: [],
-      result: { ok: false, current },
+      result: { ok: false, current: current === null ? null : valueBytes(current) },
     };
     return computed;
   }
   const effect: Effect = next === null ? { op: 'delete', key } : { op: 'put', key, value: next };
   const computed: Computed<{ ok: boolean; current: Uint8Array | null }> = {
     effects: current === null && next === null ? [] : [effect],
-    result: { ok: true, current: next },
+    result: { ok: true, current: next === null ? null : Buffer.from(next) },
   };
   return computed;
 }

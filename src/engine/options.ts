@@ -2,6 +2,11 @@ import { InvalidError } from '../core/errors.js';
 import { recordPayloadBytesMax, segmentSizeBytesDefault } from '../core/limits.js';
 import type { CheckpointStoreFactory } from '../ports/checkpoint.js';
 import type { Disk } from '../ports/disk.js';
+import {
+  resolveReplicationOptions,
+  type ReplicationOptions,
+  type ReplicationOptionsResolved,
+} from './replication-options.js';
 
 /** Options of `openNode`. Every field is validated here, and a wrong one is named. */
 export interface NodeOptions {
@@ -28,6 +33,8 @@ export interface NodeOptions {
   disk?: Disk;
   /** Checkpoint store (default: SQLite in a worker thread). Tests inject a simulated one. */
   checkpointStore?: CheckpointStoreFactory;
+  /** Membership of a replicated shard (absent: a single node). See ReplicationOptions. */
+  replication?: ReplicationOptions;
 }
 
 export interface NodeOptionsResolved {
@@ -40,6 +47,7 @@ export interface NodeOptionsResolved {
   checkpointLogBytes: number;
   requestIdsRetained: number;
   scanLimitMax: number;
+  replication: ReplicationOptionsResolved | null;
 }
 
 function invalid(field: string, problem: string): never {
@@ -73,6 +81,7 @@ const known = new Set([
   'scanLimitMax',
   'disk',
   'checkpointStore',
+  'replication',
 ]);
 
 export function resolveNodeOptions(options: NodeOptions): NodeOptionsResolved {
@@ -107,5 +116,9 @@ export function resolveNodeOptions(options: NodeOptions): NodeOptionsResolved {
       max: 10_000_000,
     }),
     scanLimitMax: integerOption(raw, 'scanLimitMax', 1_000, { min: 1, max: 100_000 }),
+    replication:
+      options.replication === undefined
+        ? null
+        : resolveReplicationOptions(options.replication, nodeId),
   };
 }

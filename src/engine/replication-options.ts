@@ -23,7 +23,7 @@ export interface ReplicationOptions {
    * The peer network. A function receives the source of this node's handshake Hello (the
    * composition root builds the TCP transport; simulations pass a SimNetwork transport).
    */
-  transport: (hello: HelloSource) => Transport;
+  transport: (hello: HelloSource) => Transport | Promise<Transport>;
   /** Durability policy (DESIGN §4); changeable at run time with `setPolicy`. */
   policy?: Partial<DurabilityPolicy>;
   /** Heartbeat interval (default 50 ms). */
@@ -40,7 +40,7 @@ export interface ReplicationOptionsResolved {
   members: string[];
   primary: string;
   role: 'primary' | 'replica';
-  transport: (hello: HelloSource) => Transport;
+  transport: (hello: HelloSource) => Transport | Promise<Transport>;
   policy: DurabilityPolicy;
   heartbeatIntervalMs: number;
   tickMs: number;

@@ -1,21 +1,53 @@
 import { assert } from '../core/assert.js';
-import type { Effect } from '../core/format/record.js';
-import { keyBytes, keyString, newSortedKeys, type KeyString, type SortedKeys } from './keys.js';
+import {
+  keyBytes,
+  keyString,
+  newSortedKeys,
+  valueBytes,
+  valueString,
+  type KeyString,
+  type SortedKeys,
+  type ValueString,
+} from './keys.js';
 
 /**
  * The committed, applied state: what reads see. Changed only by `apply`, in LSN order, after
  * the intent committed. It also remembers which keys changed since the last checkpoint, so a
  * checkpoint costs in proportion to new writes, not to the data size (DESIGN §5).
+ *
+ * Keys and values are held as latin1 strings (KeyString, ValueString in keys.ts): the values
+ * are immutable, so `get` hands them out without a copy and callers copy into bytes as needed.
  */
+/** Changes taken for a checkpoint, to give back if it fails. */
+export interface TakenChanges {
+  dirty: Map<KeyString, ValueString | null>;
+  replayed: KeyString[];
+}
+
+interface Entry {
+  key: Buffer;
+  value: Buffer;
+}
+
 export class CommittedState {
-  readonly #values = new Map<KeyString, Uint8Array>();
+  readonly #values = new Map<KeyString, ValueString>();
   /**
    * Key order for scans, built on the first scan and maintained from then on: a node that is
    * never scanned (or not yet) pays nothing for it on writes, loads and replay.
    */
   #order: SortedKeys | null = null;
   /** Latest value (null: deleted) of every key changed since the last checkpoint. */
-  #dirty = new Map<KeyString, Uint8Array | null>();
+  #dirty = new Map<KeyString, ValueString | null>();
+  /**
+   * Keys the replay changed (each once), whose values `takeChanges` looks up: replay runs before
+   * the node serves anything and touches every key of the log, so it only notes them here, one
+   * array push per key instead of a second map update during the open.
+   */
+  #dirtyReplayed: KeyString[] = [];
+  /** Keys the replay deleted, until the checkpoint is merged (it must not bring them back). */
+  #replayDeleted = new Set<KeyString>();
+  /** Replay ended: the checkpoint is merged and `applyReplayed` may no longer be called. */
+  #merged = false;
   #appliedLsn: number;
 
   constructor(appliedLsn: number) {
@@ -31,43 +63,81 @@ export class CommittedState {
     return this.#values.size;
   }
 
-  get dirtyCount(): number {
-    return this.#dirty.size;
+  /**
+   * Merges the checkpoint into the state the replay built (startup only, see replay.ts): every
+   * key the log wrote or deleted keeps the log's last word, every other key takes the
+   * checkpoint's value. Then every intent up to the checkpoint's LSN counts as applied.
+   */
+  mergeCheckpoint(entries: readonly { key: Uint8Array; value: Uint8Array }[], lsn: number): void {
+    const replayed = this.#values.size > 0 || this.#replayDeleted.size > 0;
+    for (const entry of entries) {
+      const name = keyString(entry.key);
+      if (replayed && (this.#values.has(name) || this.#replayDeleted.has(name))) continue;
+      this.#values.set(name, valueString(entry.value));
+      this.#order?.set(name, undefined);
+    }
+    this.#replayDeleted = new Set();
+    this.#merged = true;
+    if (lsn > this.#appliedLsn) this.#appliedLsn = lsn;
   }
 
-  /** Loads one checkpointed entry (startup only, before any apply). */
-  load(key: Uint8Array, value: Uint8Array): void {
-    const name = keyString(key);
-    this.#values.set(name, value);
-    this.#order?.set(name, undefined);
-  }
-
-  get(key: KeyString): Uint8Array | undefined {
+  get(key: KeyString): ValueString | undefined {
     return this.#values.get(key);
   }
 
   /**
-   * Applies a committed intent's effects. LSNs must increase. `names` may carry the effects'
-   * key strings when the caller already computed them (index for index).
+   * Applies a committed intent's effects, given as its keys and their new values (null:
+   * delete), index for index and in the intent's order. LSNs must increase.
    */
-  apply(lsn: number, effects: readonly Effect[], names?: readonly KeyString[]): void {
+  apply(lsn: number, names: readonly KeyString[], values: readonly (ValueString | null)[]): void {
     assert(lsn > this.#appliedLsn, 'intents apply in LSN order');
-    assert(names === undefined || names.length === effects.length, 'one name per effect');
-    for (let index = 0; index < effects.length; index++) {
-      const effect = effects[index];
-      assert(effect !== undefined, 'effects are dense');
-      const name = names?.[index] ?? keyString(effect.key);
-      if (effect.op === 'put') {
-        // The sorted index only changes when the key is new.
-        if (this.#order !== null && !this.#values.has(name)) this.#order.set(name, undefined);
-        this.#values.set(name, effect.value);
-        this.#dirty.set(name, effect.value);
+    assert(names.length === values.length, 'one value per key');
+    for (let index = 0; index < names.length; index++) {
+      const name = names[index];
+      const value = values[index];
+      assert(name !== undefined && value !== undefined, 'effects are dense');
+      this.#set(name, value);
+      this.#dirty.set(name, value);
+    }
+    this.#appliedLsn = lsn;
+  }
+
+  /**
+   * `apply` for the replay on open, which starts from an empty state: each key is noted as
+   * changed the first time the replay puts or deletes it.
+   */
+  applyReplayed(
+    lsn: number,
+    names: readonly KeyString[],
+    values: readonly (ValueString | null)[],
+  ): void {
+    assert(!this.#merged, 'the replay ends when the checkpoint is merged');
+    assert(lsn > this.#appliedLsn, 'intents apply in LSN order');
+    assert(names.length === values.length, 'one value per key');
+    for (let index = 0; index < names.length; index++) {
+      const name = names[index];
+      const value = values[index];
+      assert(name !== undefined && value !== undefined, 'effects are dense');
+      // New to the map, or absent and not deleted before: the replay has not noted it yet.
+      const sizeBefore = this.#values.size;
+      this.#set(name, value);
+      const seen = this.#replayDeleted.size > 0 && this.#replayDeleted.has(name);
+      if (value !== null) {
+        if (this.#values.size > sizeBefore && !seen) this.#dirtyReplayed.push(name);
       } else {
-        if (this.#values.delete(name)) this.#order?.delete(name);
-        this.#dirty.set(name, null);
+        if (this.#values.size === sizeBefore && !seen) this.#dirtyReplayed.push(name);
+        this.#replayDeleted.add(name);
       }
     }
     this.#appliedLsn = lsn;
+  }
+
+  #set(name: KeyString, value: ValueString | null): void {
+    if (value !== null) {
+      // The sorted index only changes when the key is new.
+      if (this.#order !== null && !this.#values.has(name)) this.#order.set(name, undefined);
+      this.#values.set(name, value);
+    } else if (this.#values.delete(name)) this.#order?.delete(name);
   }
 
   /** Moves the applied LSN past records that are not intents (COMMIT, TERM, ...). */
@@ -75,16 +145,34 @@ export class CommittedState {
     if (lsn > this.#appliedLsn) this.#appliedLsn = lsn;
   }
 
-  /** Takes the changes since the last checkpoint (and starts a new change set). */
-  takeDirty(): Map<KeyString, Uint8Array | null> {
-    const taken = this.#dirty;
+  /**
+   * Takes the changes since the last checkpoint (and starts a new change set): what to give
+   * back to `restoreDirty` if the checkpoint fails, and the same changes as the puts and
+   * deletes of a checkpoint batch (fresh bytes, for the store to keep or move), each key once.
+   */
+  takeChanges(): { taken: TakenChanges; puts: Entry[]; deletes: Buffer[] } {
+    const taken: TakenChanges = { dirty: this.#dirty, replayed: this.#dirtyReplayed };
     this.#dirty = new Map();
-    return taken;
+    this.#dirtyReplayed = [];
+    const puts: Entry[] = [];
+    const deletes: Buffer[] = [];
+    const add = (name: KeyString, value: ValueString | null) => {
+      if (value === null) deletes.push(keyBytes(name));
+      else puts.push({ key: keyBytes(name), value: valueBytes(value) });
+    };
+    for (const [name, value] of taken.dirty) add(name, value);
+    const check = taken.dirty.size > 0;
+    for (const name of taken.replayed) {
+      if (!check || !taken.dirty.has(name)) add(name, this.#values.get(name) ?? null);
+    }
+    return { taken, puts, deletes };
   }
 
   /** Gives back changes a failed checkpoint did not store; newer changes win. */
-  restoreDirty(taken: Map<KeyString, Uint8Array | null>): void {
-    for (const [key, value] of taken) if (!this.#dirty.has(key)) this.#dirty.set(key, value);
+  restoreDirty(taken: TakenChanges): void {
+    for (const [key, value] of taken.dirty) if (!this.#dirty.has(key)) this.#dirty.set(key, value);
+    // Notes carry no value (it is looked up when taken), so newer changes win by themselves.
+    for (const name of taken.replayed) this.#dirtyReplayed.push(name);
   }
 
   #sortedKeys(): SortedKeys {
@@ -101,7 +189,7 @@ export class CommittedState {
    * whether more follow.
    */
   scan(range: { start: KeyString | null; end: KeyString | null; limit: number }) {
-    const entries: { key: Buffer; value: Uint8Array }[] = [];
+    const entries: { key: Buffer; value: ValueString }[] = [];
     let more = false;
     const order = this.#sortedKeys();
     const low = range.start ?? order.minKey();

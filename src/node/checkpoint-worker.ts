@@ -27,7 +27,7 @@ import { AssertionError, assert } from '../core/assert.js';
 import type { RequestIdRecord } from '../ports/checkpoint.js';
 import {
   RowPacker,
-  forEachPackedRow,
+  forEachPackedRowSorted,
   loadChunkWaitMs,
   loadChunkWaitSliceMs,
   loadChunksInflightMax,
@@ -39,6 +39,7 @@ import {
   type WorkerRequest,
   type WorkerSetup,
 } from './checkpoint-sqlite.js';
+import { CheckpointReplacer } from './checkpoint-replace.js';
 
 const formatVersion = 1;
 /** SQLite's page cache for this connection, in KiB (negative: a size, not a page count). */
@@ -80,11 +81,16 @@ class CheckpointDatabase {
   readonly #writeMeta: Database.Statement<[string, number]>;
   readonly #put: Database.Statement<[Uint8Array, Uint8Array]>;
   readonly #delete: Database.Statement<[Uint8Array]>;
+  /** The same for `rowsPerStatement` rows at a time (see `#applyIn`). */
+  readonly #putMany: Database.Statement<[Uint8Array[]]>;
+  readonly #deleteMany: Database.Statement<[Uint8Array[]]>;
   readonly #rememberRequestId: Database.Statement<[string, number, string, Uint8Array | null]>;
   readonly #forgetRequestIds: Database.Statement<[number]>;
   readonly #selectEntries: Database.Statement<[]>;
   readonly #selectRequestIds: Database.Statement<[]>;
   readonly #applyTransaction: Database.Transaction<(request: ApplyRequest) => void>;
+  /** Full-sync replaces (checkpoint-replace.ts). */
+  readonly replacer: CheckpointReplacer;
 
   constructor(db: Database.Database, chunksInflight: Int32Array) {
     this.#db = db;
@@ -99,6 +105,13 @@ class CheckpointDatabase {
         'ON CONFLICT (key) DO UPDATE SET value = excluded.value',
     );
     this.#delete = db.prepare('DELETE FROM kv WHERE key = ?');
+    this.#putMany = db.prepare<[Uint8Array[]]>(
+      `INSERT INTO kv (key, value) VALUES ${Array(rowsPerStatement).fill('(?, ?)').join(', ')} ` +
+        'ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+    );
+    this.#deleteMany = db.prepare<[Uint8Array[]]>(
+      `DELETE FROM kv WHERE key IN (${Array(rowsPerStatement).fill('?').join(', ')})`,
+    );
     this.#rememberRequestId = db.prepare(
       'INSERT INTO request_ids (request_id, lsn, outcome, value) VALUES (?, ?, ?, ?) ' +
         'ON CONFLICT (request_id) DO UPDATE SET lsn = excluded.lsn, ' +
@@ -110,6 +123,7 @@ class CheckpointDatabase {
       .prepare('SELECT request_id, lsn, outcome, value FROM request_ids ORDER BY lsn, request_id')
       .raw(true);
     this.#applyTransaction = db.transaction((request: ApplyRequest) => this.#applyIn(request));
+    this.replacer = new CheckpointReplacer(db);
   }
 
   /** Opens (creating if needed) the file, sets it up and checks its format version. */
@@ -145,12 +159,22 @@ class CheckpointDatabase {
       const message = `appliedLsn ${request.appliedLsn} is below the stored ${stored}`;
       throw new CheckpointFailure('INVALID', message);
     }
-    for (const chunk of request.puts) {
-      forEachPackedRow(chunk, (row) => this.#put.run(row[0] as Uint8Array, row[1] as Uint8Array));
-    }
-    for (const chunk of request.deletes) {
-      forEachPackedRow(chunk, (row) => this.#delete.run(row[0] as Uint8Array));
-    }
+    // In key order (see forEachPackedRowSorted), and several rows per statement: a statement
+    // run costs about as much as SQLite's work for one row (measured: a million sorted puts
+    // take 3.6 s one row per statement, 1.9 s sixteen rows per statement). Keys are unique in
+    // a batch, so the rows of one statement never conflict with each other.
+    const puts = new StatementBatcher(
+      (args) => this.#putMany.run(args),
+      (row) => this.#put.run(row[0] as Uint8Array, row[1] as Uint8Array),
+    );
+    forEachPackedRowSorted(request.puts, (row) => puts.add(row));
+    puts.flush();
+    const deletes = new StatementBatcher(
+      (args) => this.#deleteMany.run(args),
+      (row) => this.#delete.run(row[0] as Uint8Array),
+    );
+    forEachPackedRowSorted(request.deletes, (row) => deletes.add(row));
+    deletes.flush();
     for (const record of request.requestIds) {
       this.#rememberRequestId.run(record.requestId, record.lsn, record.outcome, record.value);
     }
@@ -159,6 +183,7 @@ class CheckpointDatabase {
       this.#forgetRequestIds.run(request.requestIdsBelowLsnForget);
     }
     this.#writeMeta.run('applied_lsn', request.appliedLsn);
+    this.replacer.clearLogBase(request.appliedLsn);
   }
 
   /**
@@ -189,7 +214,8 @@ class CheckpointDatabase {
         records = [];
       }
       if (records.length > 0) post({ kind: 'loadRequestIds', id, records });
-      post({ kind: 'loadDone', id, appliedLsn, entries, requestIds });
+      const logBase = this.replacer.logBase();
+      post({ kind: 'loadDone', id, appliedLsn, entries, requestIds, logBase });
     })();
   }
 
@@ -205,6 +231,37 @@ class CheckpointDatabase {
       throw new CheckpointFailure('SHAPE', `meta.applied_lsn is ${String(value)}`);
     }
     return value;
+  }
+}
+
+/** Rows per multi-row statement of an apply. */
+const rowsPerStatement = 16;
+
+/**
+ * Gathers rows into the arguments of a `rowsPerStatement`-row statement and runs it when full;
+ * `flush` runs the rest one row at a time.
+ */
+class StatementBatcher {
+  readonly #args: Uint8Array[] = [];
+  #rows: Uint8Array[][] = [];
+
+  constructor(
+    readonly runMany: (args: Uint8Array[]) => void,
+    readonly runOne: (row: Uint8Array[]) => void,
+  ) {}
+
+  add(row: Uint8Array[]): void {
+    this.#rows.push([...row]);
+    if (this.#rows.length < rowsPerStatement) return;
+    this.#args.length = 0;
+    for (const fields of this.#rows) for (const field of fields) this.#args.push(field);
+    this.runMany(this.#args);
+    this.#rows = [];
+  }
+
+  flush(): void {
+    for (const row of this.#rows) this.runOne(row);
+    this.#rows = [];
   }
 }
 
@@ -294,7 +351,8 @@ function main(): void {
     try {
       if (request.kind === 'apply') database.apply(request);
       else if (request.kind === 'load') database.load(request.id, post);
-      else database.close();
+      else if (request.kind === 'close') database.close();
+      else database.replacer.handle(request);
       post({ kind: 'done', id: request.id });
     } catch (error: unknown) {
       post({ kind: 'error', id: request.id, failure: failureOf(error) });

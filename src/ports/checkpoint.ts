@@ -29,6 +29,50 @@ export interface CheckpointStore {
   load(): Promise<CheckpointSnapshot>;
   apply(batch: CheckpointBatch): Promise<void>;
   close(): Promise<void>;
+  /**
+   * Starts installing a full snapshot that replaces all state (a full sync, DESIGN §5): clears
+   * the staging area, discarding any earlier replace that was never committed. The live state
+   * is untouched until `commitReplace`.
+   */
+  beginReplace(): Promise<void>;
+  /**
+   * Stages entries of the replacement, in any order and any number of calls (a million keys
+   * arrive in chunks). Staging the same key again keeps the last value. Entries staged are not
+   * durable and not visible until `commitReplace`; a crash or a new `beginReplace` drops them.
+   */
+  addReplace(entries: readonly CheckpointEntry[]): Promise<void>;
+  /**
+   * Atomically replaces the whole state with what was staged: every key, all request ids (with
+   * `requestIds`), `appliedLsn`, and the `logBase` the log must continue from. Durable when it
+   * resolves; a crash before leaves the old state whole. INVALID (nothing changed, the staging
+   * is kept) if `appliedLsn` is below the stored one or `logBase.lsn` differs from it.
+   */
+  commitReplace(commit: CheckpointReplaceCommit): Promise<void>;
+}
+
+/**
+ * Ordering of the replace calls: `beginReplace` and `commitReplace` must not overlap any other
+ * replace call, and `addReplace` calls (which may overlap each other) come after a resolved
+ * `beginReplace`. `commitReplace` must not overlap an `apply` (it is one, in effect; adapters
+ * assert it); the other replace calls may overlap `apply` and `load`. Like `apply`, they copy
+ * what they are given when called, and an IOERR or CORRUPT fences the store.
+ */
+export interface CheckpointReplaceCommit {
+  appliedLsn: number;
+  requestIds: RequestIdRecord[];
+  logBase: CheckpointLogBase;
+}
+
+/**
+ * Where the log must start after a replace: right after record `lsn` (chain checksum
+ * `checksum`, term `term`). A replica installs a snapshot by committing the checkpoint first and
+ * resetting its log second (Log.resetTo); if it crashes in between, the next open finds the
+ * checkpoint's `logBase` ahead of the log and finishes the reset from it.
+ */
+export interface CheckpointLogBase {
+  lsn: number;
+  checksum: number;
+  term: number;
 }
 
 export interface CheckpointSnapshot {
@@ -38,6 +82,12 @@ export interface CheckpointSnapshot {
   entries: CheckpointEntry[];
   /** Remembered request ids, oldest first (by LSN). */
   requestIds: RequestIdRecord[];
+  /**
+   * Set by `commitReplace` and cleared by the next `apply`: the log must continue right after
+   * this base (the engine resets the log to it at open unless the log already starts there).
+   * Absent when no replace happened since the last apply.
+   */
+  logBase?: CheckpointLogBase;
 }
 
 export interface CheckpointEntry {

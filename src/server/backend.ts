@@ -144,11 +144,11 @@ export interface ServerBackend {
   ): unknown;
 
   /** Replication state; absent on a single node. */
-  replication?(): ReplicationState;
+  replicationState?(): ReplicationState;
   /** The durability policy in force; absent on a single node. */
-  durabilityPolicy?(): DurabilityPolicy;
+  durability?(): DurabilityPolicy;
   /** Changes the policy at run time (validated; INVALID names a bad field). */
-  setDurabilityPolicy?(change: Partial<DurabilityPolicy>): Promise<DurabilityPolicy>;
+  setDurability?(change: Partial<DurabilityPolicy>): Promise<DurabilityPolicy>;
   /** Manual failover (FAILOVER [TO id] [FORCE]); resolves once the primary stepped down. */
   failover?(request: FailoverRequest): Promise<void>;
   /**
@@ -175,5 +175,5 @@ export function singleNodeReplication(info: BackendInfo): ReplicationState {
 }
 
 export function replicationOf(backend: ServerBackend): ReplicationState {
-  return backend.replication?.() ?? singleNodeReplication(backend.info());
+  return backend.replicationState?.() ?? singleNodeReplication(backend.info());
 }

@@ -13,8 +13,13 @@
  *   SQLite transaction is either committed in the WAL or not. A load in flight has no effect.
  * - After a crash the old process is dead: its store's promises never settle, and calls on it
  *   return promises that never settle (as SimDisk does; a rejection would let dead code run).
- * - `failNextApply('ENOSPC')`: the next apply rejects with NOSPACE and changes nothing; the
- *   store stays usable (SQLite rolls back a transaction that ran out of space).
+ * - A replace (beginReplace, addReplace*, commitReplace) stages entries in a staging area that
+ *   no crash keeps (as the SQLite adapter's staging table, written without fsync); the commit is
+ *   an apply in every respect above (atomic, in flight until it completes, fault injection,
+ *   in doubt after EIO) and swaps in the staged entries with its request ids and log base.
+ * - `failNextApply('ENOSPC')`: the next apply (or replace commit) rejects with NOSPACE and
+ *   changes nothing; the store stays usable (SQLite rolls back a transaction that ran out of
+ *   space).
  * - `failNextApply('EIO')`: the next apply rejects with IOERR, changes nothing that this
  *   process can see, and fences the store (every later call rejects with IOERR until the
  *   device is opened again), as the real adapter does. The batch is then in doubt: a commit
@@ -31,6 +36,8 @@ import { ClosedError, InvalidError, IoError, NoSpaceError } from '../core/errors
 import type {
   CheckpointBatch,
   CheckpointEntry,
+  CheckpointLogBase,
+  CheckpointReplaceCommit,
   CheckpointSnapshot,
   CheckpointStore,
   RequestIdRecord,
@@ -51,10 +58,20 @@ export type SimCheckpointFault = 'EIO' | 'ENOSPC';
 
 const latencyDefault: LatencyRange = { min: 1, max: 10 };
 
-/** An apply between its call and its completion (what a crash decides the fate of). */
+/**
+ * An apply between its call and its completion (what a crash decides the fate of). A replace
+ * commit is one too: its `batch` carries the commit's appliedLsn and request ids, and `replace`
+ * the staged entries and the log base.
+ */
 export interface SimCheckpointApply {
   batch: CheckpointBatch;
   fault: SimCheckpointFault | null;
+  replace?: SimCheckpointReplace;
+}
+
+export interface SimCheckpointReplace {
+  entries: Map<string, CheckpointEntry>;
+  logBase: CheckpointLogBase;
 }
 
 export class SimCheckpointDevice {
@@ -65,7 +82,10 @@ export class SimCheckpointDevice {
   readonly #crashRandom: Random;
 
   #appliedLsn = 0;
-  readonly #entries = new Map<string, CheckpointEntry>();
+  #entries = new Map<string, CheckpointEntry>();
+  #logBase: CheckpointLogBase | null = null;
+  /** Entries of a replace in progress (null: none begun); lost at every crash. */
+  #staging: Map<string, CheckpointEntry> | null = null;
   readonly #requestIds = new Map<string, RequestIdRecord>();
 
   /** Bumped by every crash; stores and operations of an older epoch belong to the dead. */
@@ -74,7 +94,7 @@ export class SimCheckpointDevice {
   #operationIdNext = 0;
   readonly #faults: SimCheckpointFault[] = [];
   /** A batch whose apply failed with EIO: it may or may not turn out durable. */
-  #inDoubt: CheckpointBatch | null = null;
+  #inDoubt: SimCheckpointApply | null = null;
   #storeOpen: SimCheckpointStore | null = null;
 
   constructor(options: SimCheckpointDeviceOptions) {
@@ -98,6 +118,8 @@ export class SimCheckpointDevice {
     const current = this.#storeOpen;
     assert(current === null || current.closed, 'SimCheckpointDevice.open: a store is open');
     this.#resolveInDoubt();
+    // A replace belongs to the process that began it (the SQLite store drops stale staging).
+    this.#staging = null;
     const store = new SimCheckpointStore(this, this.#epoch);
     this.#storeOpen = store;
     return store;
@@ -111,9 +133,10 @@ export class SimCheckpointDevice {
     for (const operation of inflight) {
       // ENOSPC means the transaction could not be written; it can never be found later.
       if (operation.fault === 'ENOSPC') continue;
-      if (this.#crashRandom.bool(0.5)) this.#applyIfValid(operation.batch);
+      if (this.#crashRandom.bool(0.5)) this.#applyIfValid(operation);
     }
     this.#resolveInDoubt();
+    this.#staging = null;
     this.#storeOpen = null;
   }
 
@@ -159,7 +182,9 @@ export class SimCheckpointDevice {
       value: record.value === null ? null : copyBytes(record.value),
     }));
     requestIds.sort(compareRequestIds);
-    return { appliedLsn: this.#appliedLsn, entries, requestIds };
+    const snapshot: CheckpointSnapshot = { appliedLsn: this.#appliedLsn, entries, requestIds };
+    if (this.#logBase !== null) snapshot.logBase = { ...this.#logBase };
+    return snapshot;
   }
 
   /**
@@ -200,21 +225,54 @@ export class SimCheckpointDevice {
       throw new InvalidError(`appliedLsn ${operation.batch.appliedLsn} is below ${stored}`);
     }
     if (operation.fault === 'EIO') {
-      this.#inDoubt = operation.batch;
+      this.#inDoubt = operation;
       throw new IoError('sqlite', 'SQLITE_IOERR_FSYNC: disk I/O error (simulated)');
     }
-    this.#applyBatch(operation.batch);
+    this.#perform(operation);
   }
 
   #resolveInDoubt(): void {
-    const batch = this.#inDoubt;
+    const operation = this.#inDoubt;
     this.#inDoubt = null;
-    if (batch !== null && this.#crashRandom.bool(0.5)) this.#applyIfValid(batch);
+    if (operation !== null && this.#crashRandom.bool(0.5)) this.#applyIfValid(operation);
   }
 
   /** A batch below the stored LSN would have been refused, so it can never turn up later. */
-  #applyIfValid(batch: CheckpointBatch): void {
-    if (batch.appliedLsn >= this.#appliedLsn) this.#applyBatch(batch);
+  #applyIfValid(operation: SimCheckpointApply): void {
+    if (operation.batch.appliedLsn >= this.#appliedLsn) this.#perform(operation);
+  }
+
+  #perform(operation: SimCheckpointApply): void {
+    if (operation.replace === undefined) this.#applyBatch(operation.batch);
+    else this.#replaceState(operation.batch, operation.replace);
+  }
+
+  /** @internal Completes a beginReplace: an empty staging area. */
+  replaceBegin(): void {
+    this.#staging = new Map();
+  }
+
+  /** @internal Completes an addReplace (entries already copied). */
+  replaceAdd(entries: readonly CheckpointEntry[]): void {
+    const staging = this.#staging;
+    if (staging === null) throw new InvalidError('addReplace without beginReplace');
+    for (const entry of entries) staging.set(latin1(entry.key), entry);
+  }
+
+  /** @internal The staged entries a commit called now swaps in. */
+  replaceStaged(): Map<string, CheckpointEntry> | null {
+    return this.#staging;
+  }
+
+  /** The same steps as the SQLite adapter's replace transaction. */
+  #replaceState(batch: CheckpointBatch, replace: SimCheckpointReplace): void {
+    assert(batch.appliedLsn >= this.#appliedLsn, 'SimCheckpointDevice: appliedLsn went back');
+    this.#entries = replace.entries;
+    this.#requestIds.clear();
+    for (const record of batch.requestIds) this.#requestIds.set(record.requestId, record);
+    this.#appliedLsn = batch.appliedLsn;
+    this.#logBase = { ...replace.logBase };
+    if (this.#staging === replace.entries) this.#staging = null;
   }
 
   /** The same steps, in the same order, as the SQLite adapter's transaction. */
@@ -229,6 +287,8 @@ export class SimCheckpointDevice {
       }
     }
     this.#appliedLsn = batch.appliedLsn;
+    // An apply beyond the base proves the log was reset to it (records after it were applied).
+    if (this.#logBase !== null && batch.appliedLsn > this.#logBase.lsn) this.#logBase = null;
   }
 }
 
@@ -274,6 +334,11 @@ export class SimCheckpointStore implements CheckpointStore {
       batch: copyBatch(batch),
       fault: this.#device.takeFault(),
     };
+    return this.#settleApply(operation);
+  }
+
+  /** Runs an apply (or a replace commit) as one tracked operation; IOERR fences the store. */
+  #settleApply(operation: SimCheckpointApply): Promise<void> {
     this.#applying = true;
     const device = this.#device;
     const done = device.operation(this.#epoch, () => device.applyComplete(operation), operation);
@@ -288,6 +353,50 @@ export class SimCheckpointStore implements CheckpointStore {
       },
     );
     return this.#track(settled);
+  }
+
+  beginReplace(): Promise<void> {
+    if (!this.#device.alive(this.#epoch)) return never();
+    const refusal = this.#refusal();
+    if (refusal !== null) return Promise.reject(refusal);
+    const device = this.#device;
+    return this.#track(device.operation(this.#epoch, () => device.replaceBegin(), null));
+  }
+
+  addReplace(entries: readonly CheckpointEntry[]): Promise<void> {
+    if (!this.#device.alive(this.#epoch)) return never();
+    const refusal = this.#refusal();
+    if (refusal !== null) return Promise.reject(refusal);
+    const copies = entries.map(copyEntry);
+    const device = this.#device;
+    return this.#track(device.operation(this.#epoch, () => device.replaceAdd(copies), null));
+  }
+
+  commitReplace(commit: CheckpointReplaceCommit): Promise<void> {
+    if (!this.#device.alive(this.#epoch)) return never();
+    const refusal = this.#refusal();
+    if (refusal !== null) return Promise.reject(refusal);
+    assert(!this.#applying, 'CheckpointStore.commitReplace: overlaps an apply (callers serialize)');
+    const batch = copyBatch({
+      appliedLsn: commit.appliedLsn,
+      puts: [],
+      deletes: [],
+      requestIds: commit.requestIds,
+      requestIdsBelowLsnForget: 0,
+    });
+    const logBase = checkedLogBase(commit.logBase);
+    const staged = this.#device.replaceStaged();
+    if (staged === null) return Promise.reject(new InvalidError('commitReplace without a replace'));
+    if (logBase.lsn !== commit.appliedLsn) {
+      const message = `logBase.lsn ${logBase.lsn} is not appliedLsn ${commit.appliedLsn}`;
+      return Promise.reject(new InvalidError(message));
+    }
+    const operation: SimCheckpointApply = {
+      batch,
+      fault: this.#device.takeFault(),
+      replace: { entries: staged, logBase },
+    };
+    return this.#settleApply(operation);
   }
 
   /**
@@ -355,6 +464,20 @@ function copyBatch(batch: CheckpointBatch): CheckpointBatch {
 function assertLsn(value: number, what: string): void {
   assert(Number.isSafeInteger(value), `CheckpointStore.apply: ${what} must be an integer`);
   assert(value >= 0, `CheckpointStore.apply: ${what} must not be negative`);
+}
+
+function copyEntry(entry: CheckpointEntry): CheckpointEntry {
+  assert(entry.key instanceof Uint8Array, 'CheckpointStore.addReplace: a key must be bytes');
+  assert(entry.value instanceof Uint8Array, 'CheckpointStore.addReplace: a value must be bytes');
+  return { key: copyBytes(entry.key), value: copyBytes(entry.value) };
+}
+
+function checkedLogBase(base: CheckpointLogBase): CheckpointLogBase {
+  assertLsn(base.lsn, 'logBase.lsn');
+  assertLsn(base.term, 'logBase.term');
+  const checksum = base.checksum;
+  assert(Number.isSafeInteger(checksum) && checksum >= 0 && checksum <= 0xffffffff, 'checksum');
+  return { lsn: base.lsn, checksum, term: base.term };
 }
 
 /**

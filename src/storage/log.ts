@@ -15,9 +15,14 @@ import {
   frameBytesFor,
   isRecordType,
 } from '../core/format/frame.js';
-import { encodeSegmentHeader, segmentName } from '../core/format/segment-header.js';
+import {
+  decodeSegmentHeader,
+  encodeSegmentHeader,
+  segmentName,
+} from '../core/format/segment-header.js';
 import {
   frameHeaderBytes,
+  lsnMax,
   recordPayloadBytesMax,
   segmentHeaderBytes,
   writeBatchBytesMax,
@@ -26,8 +31,11 @@ import {
 import type { Disk, DiskLock, FileHandle } from '../ports/disk.js';
 import { resolveLogOptions, type LogOptions, type LogOptionsResolved } from './options.js';
 import { recoverLog, type RecoveryReport } from './recover.js';
+import { removeResetMarker, writeResetMarker, type LogBase } from './reset-marker.js';
 import { preallocateSegment, preallocatedName, zeroRange } from './segment-file.js';
 import { removeTruncationMarker, writeTruncationMarker } from './truncation-marker.js';
+
+export type { LogBase } from './reset-marker.js';
 
 /**
  * The segmented, checksummed, group-committed log (DESIGN §2).
@@ -173,6 +181,8 @@ export class Log {
   #slab = new Uint8Array(slabBytes);
   #appendListener: AppendListener | null = null;
   #slabUsed = 0;
+  /** A `resetTo` is replacing the files: every other call is refused meanwhile. */
+  #resetting = false;
   #stats = { writes: 0, syncs: 0, records: 0, bytesWritten: 0, rotations: 0 };
   /** What recovery found and did when this log was opened. */
   readonly recovery: RecoveryReport;
@@ -269,6 +279,7 @@ export class Log {
   #checkUsable(): void {
     if (this.#closed) throw new ClosedError('log is closed');
     if (this.#failure !== null) throw this.#failure;
+    if (this.#resetting) throw new InvalidError('the log is being reset');
   }
 
   /**
@@ -884,16 +895,149 @@ export class Log {
 
   /** The chain tail as it stands after record `lsn` (or before the log's first record). */
   async #tailAt(lsn: number): Promise<Tail> {
-    if (lsn < this.firstLsn) {
-      const first = this.#segments[0];
-      assert(first !== undefined, 'a log has a first segment');
-      const header = new Uint8Array(segmentHeaderBytes);
-      await this.#withSegmentHandle(first, (handle) => handle.read(header, 0, header.length, 0));
-      return { lsn, checksum: new DataView(header.buffer).getUint32(32, true), term: 0 };
-    }
+    if (lsn < this.firstLsn) return this.#readBase();
     const [record] = await this.read({ lsnFirst: lsn, lsnLast: lsn });
     assert(record !== undefined, 'the record exists');
     return { lsn, checksum: record.checksum, term: record.term };
+  }
+
+  /** The base as the first segment's header records it (chain seed and term seed). */
+  async #readBase(): Promise<LogBase> {
+    const first = this.#segments[0];
+    assert(first !== undefined, 'a log has a first segment');
+    const bytes = new Uint8Array(segmentHeaderBytes);
+    await this.#withSegmentHandle(first, (handle) => handle.read(bytes, 0, bytes.length, 0));
+    const decoded = decodeSegmentHeader(bytes);
+    if (decoded.kind === 'bad') {
+      throw new CorruptionError({ segment: first.name, offset: 0, lsn: null }, decoded.reason);
+    }
+    return {
+      lsn: first.firstLsn - 1,
+      checksum: decoded.header.chainSeed,
+      term: decoded.header.termSeed ?? 0,
+    };
+  }
+
+  /**
+   * Where the log starts: the record before its first one (LSN firstLsn - 1), with the chain
+   * checksum and term its first segment's header records for it (term 0 when not known). After
+   * `resetTo(base)` this is `base` until a prefix truncation moves the start.
+   */
+  async base(): Promise<LogBase> {
+    this.#checkUsable();
+    try {
+      return await this.#readBase();
+    } catch (error: unknown) {
+      throw diskError('read segment header', error);
+    }
+  }
+
+  /**
+   * Replaces the whole log with an empty one that continues after `base` (a replica installs a
+   * full sync): the next record appended gets `base.lsn + 1`, its prevChecksum must be
+   * `base.checksum`, and no record may have a term below `base.term`. Crash-safe: a crash at any
+   * point reopens either the old log, whole, or the new empty one, never a mix (the reset
+   * marker, reset-marker.ts, decides; recovery rolls it forward). Waits for queued appends
+   * first; while it runs, other calls reject with INVALID (`close` must not overlap it). The
+   * append listener sees nothing of it. A failure while preparing the new segment changes
+   * nothing (the log stays usable); a later failure fences the log, and reopening yields the
+   * old log or the new one (NOSPACE before the decision is definitive: the old log, usable).
+   */
+  async resetTo(base: LogBase): Promise<void> {
+    this.#checkUsable();
+    await this.#drain();
+    this.#checkUsable();
+    if (this.#queue.length > 0) throw new InvalidError('resetTo while appends are queued');
+    const valid =
+      Number.isSafeInteger(base.lsn) &&
+      base.lsn >= 0 &&
+      base.lsn < lsnMax &&
+      Number.isSafeInteger(base.checksum) &&
+      base.checksum >= 0 &&
+      base.checksum <= 0xffffffff &&
+      Number.isSafeInteger(base.term) &&
+      base.term >= 0;
+    if (!valid) throw new InvalidError(`bad log base ${JSON.stringify(base)}`);
+    this.#resetting = true;
+    try {
+      const prepared = await this.#prepareResetSegment(base);
+      await this.#resetDecided(base, prepared);
+    } finally {
+      this.#resetting = false;
+    }
+  }
+
+  async #resetDecided(base: LogBase, prepared: FileHandle): Promise<void> {
+    let decided = false;
+    try {
+      await writeResetMarker(this.#disk, this.#options.walDir, base);
+      decided = true;
+      await this.#resetSteps(base, prepared);
+    } catch (error: unknown) {
+      await prepared.close().catch(() => undefined);
+      const failure = error instanceof SyncwalError ? error : diskError('reset', error);
+      // Before the marker is durable nothing of the old log changed; a marker write that failed
+      // midway may still turn up after a crash, so only NOSPACE is definitive.
+      if (decided || failure.code !== 'NOSPACE') this.#fence([], failure);
+      throw failure;
+    }
+  }
+
+  /**
+   * The new first segment, prepared under its temporary name with its header durable, so the
+   * costly part (zero-filling a segment) happens before anything is decided.
+   */
+  async #prepareResetSegment(base: LogBase): Promise<FileHandle> {
+    const earlier = this.#prepared;
+    this.#prepared = null;
+    if (earlier !== null) {
+      const result = await earlier;
+      if (!(result instanceof SyncwalError)) await result.close().catch(() => undefined);
+    }
+    const walDir = this.#options.walDir;
+    const handle = await preallocateSegment(this.#disk, walDir, this.#options.segmentSizeBytes);
+    try {
+      const header = encodeSegmentHeader({
+        firstLsn: base.lsn + 1,
+        segmentSizeBytes: this.#options.segmentSizeBytes,
+        chainSeed: base.checksum,
+        termSeed: base.term,
+      });
+      await handle.write([header], 0);
+      await handle.datasync();
+    } catch (error: unknown) {
+      await handle.close().catch(() => undefined);
+      throw diskError('prepare reset segment', error);
+    }
+    return handle;
+  }
+
+  /** The steps after the reset marker is durable (recovery repeats them if they are cut). */
+  async #resetSteps(base: LogBase, prepared: FileHandle): Promise<void> {
+    const walDir = this.#options.walDir;
+    await this.#active.close();
+    for (const segment of this.#segments) await this.#disk.remove(`${walDir}/${segment.name}`);
+    await this.#disk.syncDir(walDir);
+    await prepared.close();
+    const name = segmentName(base.lsn + 1);
+    await this.#disk.rename(`${walDir}/${preallocatedName}`, `${walDir}/${name}`);
+    await this.#disk.syncDir(walDir);
+    await removeResetMarker(this.#disk, walDir);
+    this.#active = await this.#disk.open(`${walDir}/${name}`, 'write');
+    this.#segments.length = 0;
+    this.#segments.push({
+      name,
+      firstLsn: base.lsn + 1,
+      recordOffsets: [],
+      endOffset: segmentHeaderBytes,
+      dirtyEnd: segmentHeaderBytes,
+    });
+    this.#writeOffset = segmentHeaderBytes;
+    this.#assigned = { lsn: base.lsn, checksum: base.checksum >>> 0, term: base.term };
+    this.#durable = { ...this.#assigned };
+    // No write to vouch for yet: the first write after a reset needs no SEAL, as in a new log.
+    this.#sealNeeded = false;
+    this.#startPreallocation();
   }
 
   /**

@@ -1,4 +1,5 @@
 import { InvalidError } from '../core/errors.js';
+import type { LogRecord } from './log.js';
 import {
   segmentSizeBytesDefault,
   segmentSizeBytesMax,
@@ -18,6 +19,13 @@ export interface LogOptions {
   lock?: boolean;
   /** Keep the next segment preallocated in the background (default true). */
   preallocate?: boolean;
+  /**
+   * Called during `open` with each record recovery keeps, in LSN order from the first, as the
+   * recovery scan verifies it: a caller that rebuilds its state from the whole log can do so
+   * without reading it a second time. The payload is a view into a buffer recovery drops
+   * afterwards (copy what you keep). If `open` rejects, discard what was delivered.
+   */
+  onRecoveredRecord?: (record: LogRecord) => void;
 }
 
 export interface LogOptionsResolved {
@@ -27,6 +35,7 @@ export interface LogOptionsResolved {
   firstLsn: number;
   lock: boolean;
   preallocate: boolean;
+  onRecoveredRecord: ((record: LogRecord) => void) | null;
 }
 
 function field(name: string, problem: string): never {
@@ -54,5 +63,6 @@ export function resolveLogOptions(options: LogOptions): LogOptionsResolved {
     firstLsn,
     lock: options.lock ?? true,
     preallocate: options.preallocate ?? true,
+    onRecoveredRecord: options.onRecoveredRecord ?? null,
   };
 }

@@ -1,11 +1,19 @@
 import { assert } from '../core/assert.js';
 import { CorruptionError, diskError } from '../core/errors.js';
-import { encodeSegmentHeader, segmentName } from '../core/format/segment-header.js';
+import { RecordType } from '../core/format/frame.js';
+import {
+  encodeSegmentHeader,
+  parseSegmentName,
+  segmentName,
+  type SegmentHeader,
+} from '../core/format/segment-header.js';
 import type { Disk, FileHandle } from '../ports/disk.js';
 import type { LogOptionsResolved } from './options.js';
+import type { ScannedFrame } from '../core/recovery/scan.js';
 import { scanLog, type LogProblem, type LogScan } from './scan-log.js';
 import { findDirtyEnd, preallocateSegment, preallocatedName, zeroRange } from './segment-file.js';
-import { removeTruncationMarker } from './truncation-marker.js';
+import { readResetMarker, removeResetMarker, type LogBase } from './reset-marker.js';
+import { removeTruncationMarker, truncationMarkerName } from './truncation-marker.js';
 
 /** What recovery found and did, for logs, tests and coverage counters. */
 export interface RecoveryReport {
@@ -17,6 +25,8 @@ export interface RecoveryReport {
   finishedTruncationLsn: number | null;
   /** Temporary files removed (a crash interrupted a rotation or preallocation). */
   temporaryFilesRemoved: number;
+  /** The base an interrupted log reset (`Log.resetTo`) was finished at, or null. */
+  finishedReset: LogBase | null;
   records: number;
 }
 
@@ -43,41 +53,82 @@ async function removeTemporaryFiles(disk: Disk, walDir: string): Promise<number>
   return temporary.length;
 }
 
-/** Creates the first segment of a brand-new log, the same way rotation does. */
-async function createFirstSegment(disk: Disk, options: LogOptionsResolved): Promise<void> {
+/**
+ * Creates the first segment of a log, the same way rotation does: a brand-new log (first LSN
+ * from the options, chain seed 0) or a log reset to a snapshot (`header` from the marker).
+ */
+export async function createFirstSegment(
+  disk: Disk,
+  options: LogOptionsResolved,
+  header: Omit<SegmentHeader, 'segmentSizeBytes'>,
+): Promise<void> {
   const handle = await preallocateSegment(disk, options.walDir, options.segmentSizeBytes);
   try {
-    const header = encodeSegmentHeader({
-      firstLsn: options.firstLsn,
-      segmentSizeBytes: options.segmentSizeBytes,
-      chainSeed: 0,
-    });
-    await handle.write([header], 0);
+    const bytes = encodeSegmentHeader({ ...header, segmentSizeBytes: options.segmentSizeBytes });
+    await handle.write([bytes], 0);
     await handle.datasync();
   } finally {
     await handle.close();
   }
-  const name = segmentName(options.firstLsn);
+  const name = segmentName(header.firstLsn);
   await disk.rename(`${options.walDir}/${preallocatedName}`, `${options.walDir}/${name}`);
   await disk.syncDir(options.walDir);
 }
 
 /**
- * Recovers the log directory: removes temporary files, finishes an interrupted suffix
- * truncation, scans and classifies every frame, cuts a torn tail, refuses corruption, and
+ * Finishes a log reset whose marker is durable (roll forward, see reset-marker.ts): removes
+ * every segment and a truncation marker, creates the new empty first segment, then removes the
+ * reset marker. Each step is idempotent, so a crash in here is finished by the next open.
+ */
+async function finishReset(disk: Disk, options: LogOptionsResolved): Promise<LogBase | null> {
+  const base = await readResetMarker(disk, options.walDir);
+  if (base === null) return null;
+  const names = await disk.list(options.walDir);
+  for (const name of names) {
+    if (parseSegmentName(name) !== null || name === truncationMarkerName) {
+      await disk.remove(`${options.walDir}/${name}`);
+    }
+  }
+  await disk.syncDir(options.walDir);
+  await createFirstSegment(disk, options, {
+    firstLsn: base.lsn + 1,
+    chainSeed: base.checksum,
+    termSeed: base.term,
+  });
+  await removeResetMarker(disk, options.walDir);
+  return base;
+}
+
+/**
+ * Recovers the log directory: removes temporary files, finishes an interrupted log reset or
+ * suffix truncation, scans and classifies every frame, cuts a torn tail, refuses corruption, and
  * makes what it keeps durable (one fdatasync) before any new write is accepted.
  */
 export async function recoverLog(disk: Disk, options: LogOptionsResolved): Promise<Recovered> {
   let temporaryFilesRemoved: number;
+  let finishedReset: LogBase | null;
   try {
     temporaryFilesRemoved = await removeTemporaryFiles(disk, options.walDir);
+    finishedReset = await finishReset(disk, options);
     if ((await disk.list(options.walDir)).every((name) => !name.endsWith('.wal'))) {
-      await createFirstSegment(disk, options);
+      await createFirstSegment(disk, options, { firstLsn: options.firstLsn, chainSeed: 0 });
     }
   } catch (error: unknown) {
     throw diskError('recover', error);
   }
-  const scan = await scanLog(disk, options.walDir, { index: true });
+  const deliver = options.onRecoveredRecord;
+  const scan = await scanLog(disk, options.walDir, {
+    index: true,
+    ...(deliver === null
+      ? {}
+      : {
+          onFrame: (_segment: string, scanned: ScannedFrame) => {
+            const { type, term, lsn, checksum, prevChecksum, payload } = scanned.frame;
+            if (type === RecordType.Seal) return;
+            deliver({ lsn, term, type, checksum, prevChecksum, payload });
+          },
+        }),
+  });
   const corrupt = scan.problems.find((problem) => problem.kind === 'corrupt');
   if (corrupt !== undefined) {
     throw new CorruptionError(
@@ -87,7 +138,9 @@ export async function recoverLog(disk: Disk, options: LogOptionsResolved): Promi
   }
   assert(scan.segments.length > 0, 'a recovered log has a segment');
   try {
-    return await repair(disk, options, scan, temporaryFilesRemoved);
+    const recovered = await repair(disk, options, scan, temporaryFilesRemoved);
+    recovered.recovery.finishedReset = finishedReset;
+    return recovered;
   } catch (error: unknown) {
     throw diskError('recover', error);
   }
@@ -151,6 +204,7 @@ async function repair(
       tornBytesZeroed,
       finishedTruncationLsn: scan.truncationMarkerLsn,
       temporaryFilesRemoved,
+      finishedReset: null,
       records: scan.records,
     },
   };

@@ -17,6 +17,7 @@ import {
 } from '../core/recovery/scan.js';
 import { frameAlignmentBytes, segmentHeaderBytes, segmentSizeBytesMax } from '../core/limits.js';
 import type { Disk } from '../ports/disk.js';
+import { readResetMarker, resetMarkerName, type LogBase } from './reset-marker.js';
 import { readTruncationMarker, truncationMarkerName } from './truncation-marker.js';
 
 /**
@@ -64,6 +65,11 @@ export interface LogScan {
   tornTail: { segmentIndex: number; offset: number; dirtyEnd: number } | null;
   /** An unfinished suffix truncation found on disk (records above it are ignored). */
   truncationMarkerLsn: number | null;
+  /**
+   * An unfinished log reset found on disk (Log.resetTo): the log is decided to be empty after
+   * this base, and recovery finishes the reset, so no segment is scanned.
+   */
+  resetMarker: LogBase | null;
   /** Files in the directory that are neither segments nor known auxiliary files. */
   strayFiles: string[];
 }
@@ -83,9 +89,15 @@ export async function listSegments(disk: Disk, walDir: string) {
   for (const name of names) {
     const firstLsn = parseSegmentName(name);
     if (firstLsn !== null) segments.push({ name, firstLsn });
-    else if (name !== truncationMarkerName && !name.endsWith('.tmp')) strayFiles.push(name);
+    else if (name === truncationMarkerName || name === resetMarkerName) continue;
+    else if (!name.endsWith('.tmp')) strayFiles.push(name);
   }
-  return { segments, strayFiles, hasMarker: names.includes(truncationMarkerName) };
+  return {
+    segments,
+    strayFiles,
+    hasMarker: names.includes(truncationMarkerName),
+    hasResetMarker: names.includes(resetMarkerName),
+  };
 }
 
 export async function readWholeFile(disk: Disk, path: string): Promise<Uint8Array> {
@@ -164,6 +176,7 @@ export async function scanLog(
 ): Promise<LogScan> {
   const listing = await listSegments(disk, walDir);
   const markerLsn = listing.hasMarker ? await readTruncationMarker(disk, walDir) : null;
+  const resetMarker = listing.hasResetMarker ? await readResetMarker(disk, walDir) : null;
   const result: LogScan = {
     status: 'clean',
     segments: [],
@@ -173,8 +186,10 @@ export async function scanLog(
     problems: [],
     tornTail: null,
     truncationMarkerLsn: markerLsn,
+    resetMarker,
     strayFiles: listing.strayFiles,
   };
+  if (resetMarker !== null) return result;
   const state = new ScanState(disk, walDir, listing.segments, options, result);
   await state.run();
   return result;
@@ -223,7 +238,7 @@ class ScanState {
       this.chain = {
         expectedLsn: loaded.firstLsn,
         prevChecksum: loaded.header.chainSeed,
-        lastTerm: 0,
+        lastTerm: loaded.header.termSeed ?? 0,
       };
     }
     const summary = this.summarize(loaded);

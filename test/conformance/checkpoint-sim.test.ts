@@ -37,5 +37,8 @@ function drivenStore(store: CheckpointStore, scheduler: SimScheduler): Checkpoin
     // The store's own call runs first, so an assertion in it still throws synchronously.
     apply: (batch: CheckpointBatch): Promise<void> => scheduler.drive(store.apply(batch)),
     close: (): Promise<void> => scheduler.drive(store.close()),
+    beginReplace: (): Promise<void> => scheduler.drive(store.beginReplace()),
+    addReplace: (entries): Promise<void> => scheduler.drive(store.addReplace(entries)),
+    commitReplace: (commit): Promise<void> => scheduler.drive(store.commitReplace(commit)),
   };
 }

@@ -11,7 +11,11 @@
  * - request ids with equal LSNs come back in request id order (UTF-8 bytes);
  * - the store copies a batch when `apply` is called: the caller may reuse its buffers at once;
  * - two overlapping `apply` calls are a programmer bug: the second throws an AssertionError;
- * - after `close`, `load` and `apply` reject with CLOSED, and closing again is harmless.
+ * - after `close`, `load` and `apply` reject with CLOSED, and closing again is harmless;
+ * - a replace (full sync) is invisible until `commitReplace`, then it is the whole state, with
+ *   its request ids and log base; a second `beginReplace` discards what was staged; the log
+ *   base is kept by an apply at the same LSN and dropped by one past it;
+ * - `addReplace` or `commitReplace` without a `beginReplace` in this process rejects INVALID.
  */
 import { describe, expect, it } from 'vitest';
 import { AssertionError } from '../../src/core/assert.js';
@@ -54,6 +58,7 @@ export function checkpointConformanceSuite(
     requestIdCases(withStore);
     lifecycleCases(withStore);
     scaleCases(withStore);
+    replaceCases(withStore);
   });
 }
 
@@ -388,6 +393,181 @@ function scaleCases(withStore: WithStore): void {
             value.every((byte) => byte === index % 256);
           if (!ok) mismatches++;
         }
+        expect(mismatches).toBe(0);
+      }),
+    );
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replace (full sync).
+
+const logBaseOf = (lsn: number) => ({ lsn, checksum: 0x8000_0001 + lsn, term: 3 });
+
+function replaceCases(withStore: WithStore): void {
+  describe('replace', () => {
+    it(
+      'swaps in exactly the staged entries, request ids and log base, durably',
+      withStore(async ({ store, reopen }) => {
+        const old = [put(bytes(1), bytes(1)), put(bytes(2), bytes(2)), put(bytes(9), bytes(9))];
+        const oldIds = [record('a', 4, 'committed')];
+        await store.apply(batch({ appliedLsn: 4, puts: old, requestIds: oldIds }));
+        await store.beginReplace();
+        await store.addReplace([put(bytes(2), bytes(20)), put(bytes(5), bytes(50))]);
+        await store.addReplace([put(bytes(0), bytes()), put(bytes(5), bytes(51))]);
+        const before = plain(await store.load());
+        expect(before.entries).toEqual([['01', '01'], ['02', '02'], ['09', '09']]);
+        const requestIds = [record('z', 12, 'aborted'), record('y', 11, 'committed')];
+        await store.commitReplace({ appliedLsn: 12, requestIds, logBase: logBaseOf(12) });
+        const expected = {
+          appliedLsn: 12,
+          entries: [['00', ''], ['02', '14'], ['05', '33']],
+          requestIds: [requestIds[1], requestIds[0]],
+        };
+        const loaded = await store.load();
+        expect(plain(loaded)).toEqual(expected);
+        expect(loaded.logBase).toEqual(logBaseOf(12));
+        await store.close();
+        const reopened = await reopen();
+        const again = await reopened.load();
+        expect(plain(again)).toEqual(expected);
+        expect(again.logBase).toEqual(logBaseOf(12));
+        await reopened.close();
+      }),
+    );
+
+    it(
+      'leaves the state alone until the commit; an uncommitted replace is gone after reopen',
+      withStore(async ({ store, reopen }) => {
+        await store.apply(batch({ appliedLsn: 3, puts: [put(bytes(7), bytes(7))] }));
+        await store.beginReplace();
+        await store.addReplace([put(bytes(8), bytes(8))]);
+        await store.close();
+        const reopened = await reopen();
+        const loaded = await reopened.load();
+        expect(plain(loaded)).toEqual({ appliedLsn: 3, entries: [['07', '07']], requestIds: [] });
+        expect(loaded.logBase).toBeUndefined();
+        await expect(reopened.addReplace([put(bytes(1), bytes(1))])).rejects.toMatchObject({
+          code: 'INVALID',
+        });
+        const commit = { appliedLsn: 5, requestIds: [], logBase: logBaseOf(5) };
+        await expect(reopened.commitReplace(commit)).rejects.toMatchObject({ code: 'INVALID' });
+        // A fresh replace after those refusals works (the store was not fenced).
+        await reopened.beginReplace();
+        await reopened.addReplace([put(bytes(1), bytes(1))]);
+        await reopened.commitReplace(commit);
+        expect(plain(await reopened.load()).entries).toEqual([['01', '01']]);
+        await reopened.close();
+      }),
+    );
+
+    it(
+      'a second beginReplace discards what was staged; an empty replace empties the state',
+      withStore(async ({ store }) => {
+        await store.apply(batch({ appliedLsn: 1, puts: [put(bytes(1), bytes(1))] }));
+        await store.beginReplace();
+        await store.addReplace([put(bytes(2), bytes(2))]);
+        await store.beginReplace();
+        await store.addReplace([put(bytes(3), bytes(3))]);
+        await store.commitReplace({ appliedLsn: 2, requestIds: [], logBase: logBaseOf(2) });
+        expect(plain(await store.load()).entries).toEqual([['03', '03']]);
+        await store.beginReplace();
+        await store.commitReplace({ appliedLsn: 3, requestIds: [], logBase: logBaseOf(3) });
+        expect(plain(await store.load())).toEqual({ appliedLsn: 3, entries: [], requestIds: [] });
+      }),
+    );
+
+    it(
+      'refuses a commit below the stored appliedLsn or off its log base, keeping the staging',
+      withStore(async ({ store }) => {
+        await store.apply(batch({ appliedLsn: 10, puts: [put(bytes(1), bytes(1))] }));
+        await store.beginReplace();
+        await store.addReplace([put(bytes(2), bytes(2))]);
+        const low = { appliedLsn: 9, requestIds: [], logBase: logBaseOf(9) };
+        await expect(store.commitReplace(low)).rejects.toMatchObject({ code: 'INVALID' });
+        const off = { appliedLsn: 11, requestIds: [], logBase: logBaseOf(10) };
+        await expect(store.commitReplace(off)).rejects.toMatchObject({ code: 'INVALID' });
+        expect(plain(await store.load()).entries).toEqual([['01', '01']]);
+        await store.commitReplace({ appliedLsn: 10, requestIds: [], logBase: logBaseOf(10) });
+        expect(plain(await store.load())).toEqual({
+          appliedLsn: 10,
+          entries: [['02', '02']],
+          requestIds: [],
+        });
+      }),
+    );
+
+    it(
+      'keeps the log base through an apply at its LSN and drops it at the first one past it',
+      withStore(async ({ store, reopen }) => {
+        await store.beginReplace();
+        await store.commitReplace({ appliedLsn: 20, requestIds: [], logBase: logBaseOf(20) });
+        await store.apply(batch({ appliedLsn: 20, puts: [put(bytes(1), bytes(1))] }));
+        expect((await store.load()).logBase).toEqual(logBaseOf(20));
+        await store.apply(batch({ appliedLsn: 21, puts: [put(bytes(2), bytes(2))] }));
+        expect((await store.load()).logBase).toBeUndefined();
+        await store.close();
+        const reopened = await reopen();
+        const loaded = await reopened.load();
+        expect(loaded.logBase).toBeUndefined();
+        expect(plain(loaded).entries).toEqual([['01', '01'], ['02', '02']]);
+        await reopened.close();
+      }),
+    );
+
+    it(
+      'copies staged entries when addReplace is called',
+      withStore(async ({ store }) => {
+        await store.beginReplace();
+        const key = Buffer.from([1, 2]);
+        const value = bytes(3, 4);
+        const added = store.addReplace([put(key, value)]);
+        key.fill(0xee);
+        value.fill(0xee);
+        await added;
+        await store.commitReplace({ appliedLsn: 1, requestIds: [], logBase: logBaseOf(1) });
+        expect(plain(await store.load()).entries).toEqual([['0102', '0304']]);
+      }),
+    );
+
+    it(
+      'replaces 100,000 keys staged in overlapping chunks of 2,500',
+      withStore(async ({ store, reopen }) => {
+        const count = 100_000;
+        await store.apply(batch({ appliedLsn: 1, puts: [put(bytes(0xff, 0xff), bytes(1))] }));
+        await store.beginReplace();
+        const adds: Promise<void>[] = [];
+        for (let start = 0; start < count; start += 2_500) {
+          const entries: CheckpointEntry[] = [];
+          for (let index = start; index < start + 2_500; index++) {
+            const key = Buffer.alloc(8);
+            key.writeUInt32BE(index, 0);
+            entries.push(put(key, Buffer.alloc(index % 40, index % 251)));
+          }
+          adds.push(store.addReplace(entries));
+        }
+        await Promise.all(adds);
+        await store.commitReplace({ appliedLsn: 50, requestIds: [], logBase: logBaseOf(50) });
+        await store.close();
+        const loaded = await (async () => {
+          const reopened = await reopen();
+          try {
+            return await reopened.load();
+          } finally {
+            await reopened.close();
+          }
+        })();
+        expect(loaded.appliedLsn).toBe(50);
+        expect(loaded.entries).toHaveLength(count);
+        let mismatches = 0;
+        loaded.entries.forEach((entry, index) => {
+          const key = Buffer.from(entry.key);
+          const ok =
+            key.readUInt32BE(0) === index &&
+            entry.value.length === index % 40 &&
+            entry.value.every((byte) => byte === index % 251);
+          if (!ok) mismatches++;
+        });
         expect(mismatches).toBe(0);
       }),
     );

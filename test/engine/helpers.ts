@@ -3,6 +3,8 @@ import { openNodeWith } from '../../src/engine/open.js';
 import type { NodeOptions } from '../../src/engine/options.js';
 import type {
   CheckpointBatch,
+  CheckpointLogBase,
+  CheckpointReplaceCommit,
   CheckpointSnapshot,
   CheckpointStore,
   RequestIdRecord,
@@ -16,18 +18,43 @@ export class MemoryCheckpoint {
   readonly ids = new Map<string, RequestIdRecord>();
   applies = 0;
   failNext: Error | null = null;
+  logBase: CheckpointLogBase | null = null;
+  staging: Map<string, Uint8Array> | null = null;
 
   store(): CheckpointStore {
     return {
       load: async () => this.snapshot(),
       apply: async (batch) => this.apply(batch),
       close: async () => undefined,
+      beginReplace: async () => {
+        this.staging = new Map();
+      },
+      addReplace: async (entries) => {
+        if (this.staging === null) throw new InvalidError('addReplace without beginReplace');
+        for (const entry of entries) {
+          this.staging.set(Buffer.from(entry.key).toString('latin1'), Uint8Array.from(entry.value));
+        }
+      },
+      commitReplace: async (commit) => this.commitReplace(commit),
     };
+  }
+
+  commitReplace(commit: CheckpointReplaceCommit): void {
+    if (this.staging === null) throw new InvalidError('commitReplace without a replace');
+    if (commit.appliedLsn < this.appliedLsn) throw new InvalidError('appliedLsn went backwards');
+    this.entries.clear();
+    for (const [key, value] of this.staging) this.entries.set(key, value);
+    this.staging = null;
+    this.ids.clear();
+    for (const record of commit.requestIds) this.ids.set(record.requestId, record);
+    this.appliedLsn = commit.appliedLsn;
+    this.logBase = { ...commit.logBase };
   }
 
   snapshot(): CheckpointSnapshot {
     const keys = [...this.entries.keys()].sort();
     return {
+      ...(this.logBase === null ? {} : { logBase: { ...this.logBase } }),
       appliedLsn: this.appliedLsn,
       entries: keys.map((key) => ({
         key: Buffer.from(key, 'latin1'),
@@ -53,6 +80,7 @@ export class MemoryCheckpoint {
       if (record.lsn < batch.requestIdsBelowLsnForget) this.ids.delete(id);
     }
     this.appliedLsn = batch.appliedLsn;
+    if (this.logBase !== null && batch.appliedLsn > this.logBase.lsn) this.logBase = null;
     this.applies += 1;
   }
 }

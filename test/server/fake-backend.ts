@@ -36,7 +36,7 @@ export class FakeBackend implements ServerBackend {
   readonly data = new Map<string, Buffer>();
   readonly released: (() => void)[] = [];
   lsn = 0;
-  replicationState: ReplicationState | null = null;
+  fakeReplication: ReplicationState | null = null;
   policy: DurabilityPolicy = {
     acks: 'quorum',
     minReplicas: 1,
@@ -125,9 +125,9 @@ export class FakeBackend implements ServerBackend {
 
   async close() {}
 
-  replication(): ReplicationState {
+  replicationState(): ReplicationState {
     return (
-      this.replicationState ?? {
+      this.fakeReplication ?? {
         role: 'primary',
         term: 3,
         primaryId: 'n1',
@@ -142,11 +142,11 @@ export class FakeBackend implements ServerBackend {
     );
   }
 
-  durabilityPolicy(): DurabilityPolicy {
+  durability(): DurabilityPolicy {
     return this.policy;
   }
 
-  async setDurabilityPolicy(change: Partial<DurabilityPolicy>): Promise<DurabilityPolicy> {
+  async setDurability(change: Partial<DurabilityPolicy>): Promise<DurabilityPolicy> {
     if (change.minReplicas !== undefined && change.minReplicas > 2) {
       throw new SyncwalError('INVALID', 'option minReplicas: the shard has 2 replicas');
     }

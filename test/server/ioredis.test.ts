@@ -153,8 +153,8 @@ describe('ioredis and the engine error codes', () => {
   });
 
   it('reports replication through the hooks: INFO, ROLE, WAIT, CONFIG SET, FAILOVER', async () => {
-    const base = backend.replication();
-    backend.replicationState = {
+    const base = backend.replicationState();
+    backend.fakeReplication = {
       ...base,
       lastLsn: 50,
       replicas: [
@@ -204,7 +204,7 @@ describe('ioredis and the engine error codes', () => {
     expect(await redis.info('persistence')).toMatch(
       /log_segments:2\r\nfsync_latency_p99_usec:1200/,
     );
-    backend.replicationState = {
+    backend.fakeReplication = {
       ...base,
       role: 'replica',
       primaryId: 'n2',
@@ -218,7 +218,7 @@ describe('ioredis and the engine error codes', () => {
     expect(replica).toMatch(
       /master_host:127\.0\.0\.1\r\nmaster_port:7002\r\nmaster_link_status:down/,
     );
-    backend.replicationState = null;
+    backend.fakeReplication = null;
   });
 });
 

@@ -7,11 +7,11 @@ import { readU64, writeU64 } from './frame.js';
  * The first 64 bytes of every segment file. Little-endian.
  *
  * ```
- *  byte  0      4        8        10       12         16         24            32       36   64
- *        +------+--------+--------+--------+----------+----------+-------------+--------+----+
- *        | crc  | magic  | version| hdrLen | reserved | firstLsn | segmentSize | seed   | 0  |
- *        | u32  | "SWAL" | u16=1  | u16=64 | u32=0    | u64      | u64         | u32    |    |
- *        +------+--------+--------+--------+----------+----------+-------------+--------+----+
+ *  byte 0     4       8       10      12       16        24          32     36  40   48  64
+ *       +-----+-------+-------+-------+--------+---------+-----------+------+---+----+---+
+ *       | crc | magic |version|hdrLen |reserved|firstLsn |segmentSize| seed | 0 |term| 0 |
+ *       | u32 |"SWAL" | u16=1 |u16=64 | u32=0  |  u64    |   u64     | u32  |   |u64 |   |
+ *       +-----+-------+-------+-------+--------+---------+-----------+------+---+----+---+
  * ```
  *
  * - `crc` is CRC-32 of bytes [4, 64).
@@ -19,6 +19,10 @@ import { readU64, writeU64 } from './frame.js';
  * - `seed` is the chain seed: the checksum of the last record before this segment (0 for the
  *   first segment of a new log). The first record frame's `prevCrc` must equal it, so the chain
  *   can be verified from any segment on, even after older segments were deleted.
+ * - `term` is the term seed: the term of the record before this segment when the writer knows
+ *   it must hold (a log reset to a snapshot, `Log.resetTo`), else 0. The first record's term
+ *   must not be below it, and an empty log reports it as its last term. It sits in bytes that
+ *   were padding, written as zeros, so every older segment reads as term seed 0.
  * - Frames start at byte 64. The rest of the file is preallocated zeros.
  */
 export const segmentMagic = 0x4c415753; // "SWAL" read as a little-endian u32
@@ -28,6 +32,8 @@ export interface SegmentHeader {
   firstLsn: number;
   segmentSizeBytes: number;
   chainSeed: number;
+  /** The term of the record before this segment, when known (0: not known). */
+  termSeed?: number;
 }
 
 export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
@@ -41,6 +47,9 @@ export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
   writeU64(view, 16, header.firstLsn);
   writeU64(view, 24, header.segmentSizeBytes);
   view.setUint32(32, header.chainSeed >>> 0, true);
+  const termSeed = header.termSeed ?? 0;
+  assert(Number.isSafeInteger(termSeed) && termSeed >= 0, 'term seed is a term');
+  writeU64(view, 40, termSeed);
   view.setUint32(0, crc32(bytes.subarray(4)), true);
   return bytes;
 }
@@ -66,9 +75,11 @@ export function decodeSegmentHeader(bytes: Uint8Array): SegmentHeaderDecode {
   const segmentSizeBytes = readU64(view, 24);
   if (firstLsn < 1) return { kind: 'bad', reason: 'first LSN out of range' };
   if (segmentSizeBytes <= segmentHeaderBytes) return { kind: 'bad', reason: 'bad segment size' };
+  const termSeed = readU64(view, 40);
+  if (termSeed < 0) return { kind: 'bad', reason: 'term seed out of range' };
   return {
     kind: 'ok',
-    header: { firstLsn, segmentSizeBytes, chainSeed: view.getUint32(32, true) },
+    header: { firstLsn, segmentSizeBytes, chainSeed: view.getUint32(32, true), termSeed },
   };
 }
 

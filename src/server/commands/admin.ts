@@ -56,7 +56,7 @@ function wait(context: CommandContext, args: readonly Buffer[]): Reply {
 }
 
 function policyOf(server: ServerContext): DurabilityPolicy {
-  return server.backend.durabilityPolicy?.() ?? server.policy;
+  return server.backend.durability?.() ?? server.policy;
 }
 
 interface Parameter {
@@ -123,7 +123,7 @@ async function configSet(context: CommandContext, args: readonly Buffer[]): Prom
     }
     change[parameter.policy] = value;
   }
-  const setter = context.server.backend.setDurabilityPolicy;
+  const setter = context.server.backend.setDurability;
   if (setter === undefined) return errors.singleNode('CONFIG SET of the durability policy');
   await setter.call(context.server.backend, change as Partial<DurabilityPolicy>);
   return reply.ok();
