@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { formatLine, type LogLevel } from '../server/logger.js';
 import type { Output } from './entry.js';
-import { replicationAvailable, serveExitCodes } from './serve.js';
+import { serveExitCodes } from './serve.js';
 
 /**
  * `syncwal cluster` (what `npm start` runs): a local shard for a first run. Starts N
@@ -21,7 +21,7 @@ import { replicationAvailable, serveExitCodes } from './serve.js';
  * `--log-format json`.
  */
 
-export const clusterExitCodes = { ok: 0, usage: 64, unsupported: 78 } as const;
+export const clusterExitCodes = { ok: 0, usage: 64 } as const;
 
 export interface ClusterOptions {
   nodes: number;
@@ -57,11 +57,7 @@ const startFailuresMax = 5;
 const stableAfterMs = 30_000;
 const killAfterMs = 15_000;
 /** Exit codes that a restart cannot fix. */
-const fatalExitCodes: ReadonlySet<number> = new Set([
-  serveExitCodes.usage,
-  serveExitCodes.corrupt,
-  serveExitCodes.unsupported,
-]);
+const fatalExitCodes: ReadonlySet<number> = new Set([serveExitCodes.usage, serveExitCodes.corrupt]);
 
 /** The command that runs this very program (compiled or under tsx). */
 export function selfCommand(): { file: string; args: string[] } {
@@ -284,12 +280,6 @@ class LocalShard {
   #giveUp(node: NodeProcess, message: string, code: number): void {
     node.gaveUp = true;
     this.#runtime.output.err(`syncwal cluster: giving up on ${message}`);
-    if (code === serveExitCodes.unsupported) {
-      this.#runtime.output.err(
-        'syncwal cluster: replication is not available yet; ' +
-          'run `syncwal cluster --nodes 1` for a single node',
-      );
-    }
     if (this.#nodes.every((each) => each.gaveUp)) {
       this.#stop(code === 0 ? 1 : code);
       return;
@@ -322,14 +312,6 @@ class LocalShard {
 
 /** Runs the shard until a signal (exit 0) or until every node was given up. */
 export function runCluster(options: ClusterOptions, runtime: ClusterRuntime): Promise<number> {
-  if (options.nodes > 1 && !replicationAvailable) {
-    runtime.output.err(
-      `syncwal cluster: a ${options.nodes}-node shard needs replication, which is not wired ` +
-        'into `syncwal serve` yet (issues #4 and #5). Run `syncwal cluster --nodes 1` ' +
-        '(`npm start -- --nodes 1`) for a single node.',
-    );
-    return Promise.resolve(clusterExitCodes.unsupported);
-  }
   if (options.nodes > 1 && (options.port === 0 || options.peerPort === 0)) {
     runtime.output.err(
       'syncwal cluster: with more than one node, --port and --peer-port must not be 0',
@@ -357,7 +339,7 @@ export function clusterOptionsOf(
   const logFormat = String(flags['logFormat'] ?? 'text');
   if (logFormat !== 'text' && logFormat !== 'json')
     throw new Error(`--log-format '${logFormat}': text or json`);
-  const defaultNodes = replicationAvailable ? 3 : 1;
+  const defaultNodes = 3;
   const password = (flags['password'] as string | undefined) ?? env['SYNCWAL_PASSWORD'] ?? null;
   const secret =
     (flags['shardSecret'] as string | undefined) ?? env['SYNCWAL_SHARD_SECRET'] ?? null;
@@ -382,10 +364,7 @@ export function registerCluster(
   program
     .command('cluster')
     .description('start a local shard of `syncwal serve` processes on loopback (npm start)')
-    .option(
-      '--nodes <n>',
-      `number of nodes (default ${replicationAvailable ? 3 : '1 until replication lands'})`,
-    )
+    .option('--nodes <n>', 'number of nodes (default 3)')
     .option('--data <dir>', 'data directory; node n lives in <dir>/n<n>', 'data')
     .option('--host <host>', 'address every node listens on', '127.0.0.1')
     .option('--port <port>', 'client port of n1; n2 gets the next, ...', '7001')
@@ -403,12 +382,6 @@ export function registerCluster(
         current.output.err(`syncwal cluster: ${(error as Error).message}`);
         setCode(clusterExitCodes.usage);
         return;
-      }
-      if (flags['nodes'] === undefined && !replicationAvailable) {
-        current.output.out(
-          'syncwal cluster: replication is not wired into `syncwal serve` yet, so this starts ' +
-            'a single node (a shard of 3 once it is)',
-        );
       }
       setCode(await runCluster(options, current));
     });

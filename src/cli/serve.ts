@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { openNode } from '../index.js';
-import type { ServerBackend } from '../server/backend.js';
+import { openNode, TcpTransport, type SyncwalNode } from '../index.js';
+import type { Logger } from '../ports/logger.js';
+import type { ReplicationState, ServerBackend } from '../server/backend.js';
 import { resolveServeConfig, serveFields, type ServeConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
 import { RespServer } from '../server/server.js';
@@ -27,8 +28,6 @@ export const serveExitCodes = {
   internal: 70,
   io: 74,
   locked: 75,
-  /** The configuration asks for something this build cannot do yet (replication). */
-  unsupported: 78,
 } as const;
 
 /** A startup failure with its exit code; the message is printed as one line. */
@@ -40,24 +39,44 @@ export class ServeError extends Error {
   }
 }
 
-/** Whether `createBackend` accepts `peers` (replication wired); `syncwal cluster` reads it. */
-export const replicationAvailable = false;
-
 /**
  * Builds the node the server runs on: the one place that decides single node versus
- * replicated. Today it opens a single node; replication (issues #4 and #5) will pass
- * `config.peers`, `peerHost`/`peerPort`, `shardId`, `shardSecret`, `primaryId` and
- * `durability` through here, and nothing else in the server changes.
+ * replicated. With `peers` the node joins a shard (peer port, shard id and secret, the
+ * configured primary, the durability policy) and the server sees its replication state.
  */
-export async function createBackend(config: ServeConfig): Promise<ServerBackend> {
-  if (config.peers.length > 0 && !replicationAvailable) {
-    throw new ServeError(
-      'replication is not wired into syncwal serve yet (issues #4 and #5): ' +
-        'start without --peers (a single node), e.g. `syncwal cluster --nodes 1`',
-      serveExitCodes.unsupported,
-    );
+export async function createBackend(config: ServeConfig, logger?: Logger): Promise<ServerBackend> {
+  if (config.peers.length > 0) {
+    if (config.shardSecret === null) {
+      throw new ServeError('--shard-secret is required with --peers', serveExitCodes.usage);
+    }
+    const secret = config.shardSecret;
+    const node = await openNode({
+      ...engineOptions(config),
+      replication: {
+        shardId: config.shardId,
+        members: [config.nodeId, ...config.peers.map((peer) => peer.id)],
+        primary: config.primaryId,
+        policy: config.durability,
+        ...(logger === undefined ? {} : { logger }),
+        transport: (hello) =>
+          TcpTransport.start({
+            nodeId: config.nodeId,
+            shardId: config.shardId,
+            secret,
+            listen: { host: config.peerHost, port: config.peerPort },
+            peers: config.peers,
+            hello,
+            logger,
+          }),
+      },
+    });
+    return replicatedBackend(node, config);
   }
-  const node = await openNode({
+  return openNode(engineOptions(config));
+}
+
+function engineOptions(config: ServeConfig) {
+  return {
     dir: config.dataDir,
     nodeId: config.nodeId,
     ...(config.engine.segmentSizeBytes === null
@@ -66,8 +85,53 @@ export async function createBackend(config: ServeConfig): Promise<ServerBackend>
     ...(config.engine.checkpointLogBytes === null
       ? {}
       : { checkpointLogBytes: config.engine.checkpointLogBytes }),
-  });
-  return node;
+  };
+}
+
+/** A replicated node as the server sees it: the node plus its replication hooks. */
+function replicatedBackend(node: SyncwalNode, config: ServeConfig): ServerBackend {
+  return {
+    put: (key, value, options) => node.put(key, value, options),
+    delete: (key, options) => node.delete(key, options),
+    batch: (operations, options) => node.batch(operations, options),
+    incrBy: (key, delta, options) => node.incrBy(key, delta, options),
+    compareAndSet: (key, expected, next, options) =>
+      node.compareAndSet(key, expected, next, options),
+    get: (key) => node.get(key),
+    scan: (options) => node.scan(options),
+    status: (requestId) => node.status(requestId),
+    checkpoint: () => node.checkpoint(),
+    info: () => node.info(),
+    close: () => node.close(),
+    on: (event, listener) => node.on(event, listener),
+    replicationState: () => replicationStateOf(node),
+    durability: () => node.durabilityPolicy() ?? config.durability,
+    setDurability: async (change) => node.setDurabilityPolicy(change),
+  };
+}
+
+function replicationStateOf(node: SyncwalNode): ReplicationState {
+  const info = node.info();
+  const status = node.replication();
+  return {
+    role: info.role,
+    term: info.term,
+    primaryId: status?.primary ?? null,
+    primaryAddress: null,
+    linkUp: status?.primary !== null,
+    eligible: info.role === 'primary' || status?.eligible === true,
+    commitLsn: info.commitLsn,
+    lastLsn: info.lastLsn,
+    appliedLsn: info.appliedLsn,
+    replicas: (status?.replicas ?? []).map((replica) => ({
+      id: replica.id,
+      address: null,
+      connected: replica.connected,
+      eligible: replica.eligible,
+      ackedLsn: replica.ackedLsn,
+      lastAckAgoMs: replica.lagMs,
+    })),
+  };
 }
 
 /** The exit code for a startup error from the node or the listener. */
@@ -181,7 +245,7 @@ export async function runServe(
   });
   let backend: ServerBackend;
   try {
-    backend = await createBackend(config);
+    backend = await createBackend(config, logger);
   } catch (error: unknown) {
     runtime.output.err(`syncwal serve: ${oneLine(error)}`);
     return exitCodeOf(error);

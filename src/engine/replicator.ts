@@ -150,7 +150,11 @@ export class Replicator {
 
   #onPeer(peer: string, up: boolean, direction: string, event: { hello?: Hello; reason?: string }) {
     if (this.#closed) return;
-    this.#logger.info(up ? 'peer-up' : 'peer-down', { peer, direction, reason: event.reason });
+    this.#logger.debug(up ? 'replication.peer-up' : 'replication.peer-down', {
+      peer,
+      direction,
+      reason: event.reason,
+    });
     if (this.#primary !== null && direction === 'outbound') {
       if (up && event.hello !== undefined) this.#primary.peerUp(peer, event.hello);
       if (!up) this.#primary.peerDown(peer);
