@@ -122,6 +122,17 @@ export class WriteAborts {
     this.#since = [];
   }
 
+  /**
+   * True while `requestId` belongs to an aborted write whose ABORT is not safe yet: a retry
+   * must not log a second intent, since the first could still commit if the primary lost the
+   * ABORT in a crash (and then both would).
+   */
+  unresolved(requestId: string): boolean {
+    return this.#groups.some((group) =>
+      group.entries.some((entry) => entry.requestId === requestId),
+    );
+  }
+
   get waiting(): number {
     return this.#groups.reduce((sum, group) => sum + group.entries.length, 0);
   }

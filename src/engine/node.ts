@@ -144,6 +144,8 @@ export interface ReplicationParts {
   commitLsn: number;
   /** Intents after the commit point, to be resolved with the shard. */
   inDoubt: (ReplayedIntent & { aborted: boolean })[];
+  /** ABORT records after the commit point (a replica holds them with the intents). */
+  inDoubtAborts: { lsn: number; lsnFirst: number; lsnLast: number }[];
 }
 
 const scanLimitDefault = 100;
@@ -180,6 +182,8 @@ export class SyncwalNode {
   readonly #aborts: WriteAborts | null = null;
   /** Primary after a restart: in-doubt intents an ABORT covers, resolved when committed past. */
   #inDoubtAborted: ReplayedIntent[] = [];
+  /** Primary: its TERM record; intents before it commit with it and are never aborted. */
+  #termStartLsn = 0;
   /** Writes held back while the primary lets a replica catch the very end. */
   #paused: (() => void)[] = [];
 
@@ -205,9 +209,10 @@ export class SyncwalNode {
       this.#commitLsn = replication.commitLsn;
       this.#commitRecorded = replication.commitLsn;
       this.#clock = replication.clock;
+      this.#termStartLsn = replication.termStartLsn;
       if (replication.options.role === 'replica') {
         this.#replicaApply = new ReplicaApply(this.#state, this.#ids, this.#log.lastLsn);
-        for (const intent of replication.inDoubt) this.#replicaApply.hold(intent);
+        this.#replicaApply.holdRecovered(replication.inDoubt, replication.inDoubtAborts);
       } else {
         this.#aborts = this.#newAborts();
         this.#holdInDoubt(replication.inDoubt);
@@ -296,13 +301,15 @@ export class SyncwalNode {
     if (this.#closed) throw new ClosedError('node is closed');
   }
 
-  #checkWritable(): void {
+  /** Throws unless this node can take a write now (`policy`: also check the policy). */
+  #checkWritable(policy = true): void {
     this.#checkOpen();
     if (this.#failure === null && this.#log.failure !== null) this.#fence(this.#log.failure);
     if (this.#failure !== null) throw this.#failure;
     const replicator = this.#replicator;
     if (replicator === null) return;
     if (replicator.role !== 'primary') throw new NotPrimaryError(replicator.status().primary);
+    if (!policy) return;
     const reason = replicator.unmeetable();
     if (reason !== null) {
       throw new NoReplicasError(`the durability policy cannot be met: ${reason}`);
@@ -472,25 +479,19 @@ export class SyncwalNode {
 
   /** Runs a write: dedupe by request id, compute effects, log the intent, wait for commit. */
   async #submit<T>(requestId: string | null, compute: (view: StateView) => Computed<T>) {
+    // A retry is answered from what the first attempt did, even when a new write could not
+    // be taken now (the policy cannot be met).
+    // No await between the lookup and logging the intent: a concurrent retry must find it.
+    this.#checkWritable(false);
+    const first = requestId === null ? null : this.#earlier(requestId);
+    if (first !== null) return first;
     this.#checkWritable();
     const gate = this.#gate();
     if (gate !== null) {
       await gate;
       this.#checkWritable();
-    }
-    if (requestId !== null) {
-      const known = this.#ids.get(requestId);
-      if (known !== undefined) {
-        if (known.outcome === 'aborted') {
-          throw new NoReplicasError(`request ${requestId} was aborted (lsn ${known.lsn})`);
-        }
-        return { lsn: known.lsn, duplicate: true, result: null, value: known.value };
-      }
-      const inflight = this.#pendingIds.get(requestId);
-      if (inflight !== undefined) {
-        await inflight.promise;
-        return { lsn: inflight.lsn, duplicate: true, result: null, value: inflight.value };
-      }
+      const meanwhile = requestId === null ? null : this.#earlier(requestId);
+      if (meanwhile !== null) return meanwhile;
     }
     const computed = compute(this.#view);
     if (computed.effects.length === 0) {
@@ -499,6 +500,42 @@ export class SyncwalNode {
     const pending = this.#logIntent(computed.effects, requestId);
     await pending.promise;
     return { lsn: pending.lsn, duplicate: false, result: computed.result, value: pending.value };
+  }
+
+  /**
+   * The outcome of an earlier write with `requestId` (a promise of it while that write is
+   * pending), or null, decided synchronously.
+   */
+  #earlier(requestId: string) {
+    type Earlier = { lsn: number; duplicate: true; result: null; value: Uint8Array | null };
+    const known = this.#ids.get(requestId);
+    if (known !== undefined) {
+      if (known.outcome === 'aborted') {
+        throw new NoReplicasError(`request ${requestId} was aborted (lsn ${known.lsn})`);
+      }
+      const earlier: Earlier = {
+        lsn: known.lsn,
+        duplicate: true,
+        result: null,
+        value: known.value,
+      };
+      return Promise.resolve(earlier);
+    }
+    const inflight = this.#pendingIds.get(requestId);
+    if (inflight !== undefined) {
+      return inflight.promise.then((): Earlier => ({
+        lsn: inflight.lsn,
+        duplicate: true,
+        result: null,
+        value: inflight.value,
+      }));
+    }
+    if (this.#aborts?.unresolved(requestId) === true) {
+      throw new UnknownOutcomeError(
+        `request ${requestId} was aborted but its ABORT is not safe yet; retry later`,
+      );
+    }
+    return null;
   }
 
   #commitRecord(): LogRecordInput {
@@ -642,8 +679,12 @@ export class SyncwalNode {
     const replicator = this.#replicator;
     if (aborts === null || replicator === null || this.#failure !== null) return;
     if (aborts.expired(before)) {
+      // The in-doubt tail of an earlier term stays: it commits when this term's TERM does.
       const entries = this.#pending.takeAll();
-      aborts.abort(entries, now, replicator.status().policy.commitTimeoutMs);
+      const earlier = entries.filter((entry) => entry.lsn < this.#termStartLsn);
+      for (const entry of earlier) this.#pending.push(entry);
+      const aborted = entries.filter((entry) => entry.lsn > this.#termStartLsn);
+      aborts.abort(aborted, now, replicator.status().policy.commitTimeoutMs);
     }
     aborts.resolve(now);
   }
@@ -694,7 +735,9 @@ export class SyncwalNode {
       throw new InvalidError("read must be 'linearizable', 'lease', 'stale' or { after: lsn }");
     }
     if (mode.after <= this.#state.appliedLsn) return;
-    if (mode.after > this.#log.lastLsn) {
+    // A replica waits for records it has not received yet; a primary assigned every LSN there
+    // is, so one beyond its log was never written.
+    if (mode.after > this.#log.lastLsn && this.role === 'primary') {
       throw new InvalidError(`lsn ${mode.after} is beyond the log (last ${this.#log.lastLsn})`);
     }
     if (this.#failure !== null) throw new UnknownOutcomeError('node is fenced');

@@ -150,5 +150,6 @@ async function replicationParts(
     terms,
     termStartLsn,
     inDoubt: replayed.inDoubt,
+    inDoubtAborts: replayed.inDoubtAborts,
   };
 }

@@ -56,6 +56,8 @@ export interface Replayed {
    * marked if an ABORT after it covers it (a replicated node resolves them with its shard).
    */
   inDoubt: (ReplayedIntent & { aborted: boolean })[];
+  /** With `inDoubt: 'hold'`: the ABORT records after the commit point (a replica holds them). */
+  inDoubtAborts: { lsn: number; lsnFirst: number; lsnLast: number }[];
 }
 
 export interface ReplayedIntent {
@@ -180,7 +182,8 @@ export class LogReplay {
   #lsnLast = 0;
   /** The checksum of each replayed record that is an intent (-1 for other records). */
   readonly #checksums: number[] = [];
-  readonly #aborts: { lsnFirst: number; lsnLast: number }[] = [];
+  /** ABORT records: the range they cover and their own LSN. */
+  readonly #aborts: { lsnFirst: number; lsnLast: number; lsn: number }[] = [];
   /** Outcomes of intents that carried a request id, in LSN order. */
   readonly #requestIds: RequestIdOutcome[] = [];
   #lastIntent = { lsn: 0, checksum: 0 };
@@ -256,7 +259,7 @@ export class LogReplay {
         );
       }
     }
-    this.#aborts.push(range);
+    this.#aborts.push({ ...range, lsn: record.lsn });
   }
 
   #isAborted(lsn: number): boolean {
@@ -340,6 +343,10 @@ export class LogReplay {
       bytes: this.#bytes,
       termStarts: this.#termStarts,
       inDoubt: held.map((intent) => ({ ...intent, aborted: this.#isAborted(intent.lsn) })),
+      inDoubtAborts:
+        inDoubt === 'commit'
+          ? []
+          : this.#aborts.filter((abort) => abort.lsn > Math.max(this.#resolvedLsn, appliedLsn)),
     };
   }
 }

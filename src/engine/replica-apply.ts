@@ -41,14 +41,29 @@ export class ReplicaApply {
     this.#lastLsn = lastLsn;
   }
 
-  /** Intents held in doubt after a restart (the log's tail after its commit point). */
-  hold(intent: {
-    lsn: number;
-    names: KeyString[];
-    values: (ValueString | null)[];
-    requestId: string | null;
-  }): void {
-    this.#held.push({ kind: 'intent', value: null, ...intent });
+  /**
+   * The log's tail after its commit point, found at restart: its intents and ABORT records
+   * wait like received ones (the primary resolves them; a truncation may drop them).
+   */
+  holdRecovered(
+    intents: readonly {
+      lsn: number;
+      names: KeyString[];
+      values: (ValueString | null)[];
+      requestId: string | null;
+    }[],
+    aborts: readonly { lsn: number; lsnFirst: number; lsnLast: number }[],
+  ): void {
+    const records: (HeldIntent | HeldAbort)[] = [
+      ...intents.map((intent): HeldIntent => {
+        const { lsn, names, values, requestId } = intent;
+        return { kind: 'intent', lsn, names, values, requestId, value: null };
+      }),
+      ...aborts.map((abort): HeldAbort => ({ kind: 'abort', ...abort })),
+    ];
+    records.sort((left, right) => left.lsn - right.lsn);
+    assert(this.#held.length === 0, 'recovered records come first');
+    this.#held = records;
   }
 
   get pending(): number {

@@ -129,8 +129,10 @@ export class Replicator {
         terms: init.terms,
       });
     }
+    this.#primary?.setTime(init.clock.now());
     this.#transport.onMessage((from, message) => {
       if (this.#closed) return;
+      this.#primary?.setTime(this.#clock.now());
       if (this.#primary !== null) this.#primary.step(from, message);
       else this.#follower?.step(from, message);
       this.#drain();
@@ -155,6 +157,7 @@ export class Replicator {
       direction,
       reason: event.reason,
     });
+    this.#primary?.setTime(this.#clock.now());
     if (this.#primary !== null && direction === 'outbound') {
       if (up && event.hello !== undefined) this.#primary.peerUp(peer, event.hello);
       if (!up) this.#primary.peerDown(peer);
@@ -186,12 +189,9 @@ export class Replicator {
       this.#primary.durable(lsn);
       this.#retryDeferredReads();
     }
-    if (this.#follower !== null) {
-      this.#follower.durable(lsn);
-      // A replica applies only what is committed and on its own disk, so its checkpoint never
-      // runs ahead of its log.
-      this.#hooks.commitTo(Math.min(this.#follower.commitLsn, lsn));
-    }
+    // A replica's commit point is at most its durable LSN (the follower sees to it), so its
+    // checkpoint never runs ahead of its log.
+    this.#follower?.durable(lsn);
     this.#drain();
   }
 
@@ -260,9 +260,7 @@ export class Replicator {
         this.#transport.send(action.to, action.message);
         return;
       case 'commit':
-        this.#hooks.commitTo(
-          this.#follower === null ? action.lsn : Math.min(action.lsn, this.#log.durableLsn),
-        );
+        this.#hooks.commitTo(action.lsn);
         return;
       case 'read':
         this.#read(action.peer, action.fromLsn, action.bytesMax);

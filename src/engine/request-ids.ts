@@ -40,7 +40,14 @@ export class RequestIds {
     this.#evict();
   }
 
+  /**
+   * Records an outcome. An id can have several intents only when a retry followed an earlier
+   * intent that did not commit (aborted, or unknown and later aborted); the intent with the
+   * highest LSN decides, so a late "aborted" never hides the retry that committed.
+   */
   record(requestId: string, entry: RequestIdEntry): void {
+    const known = this.#known.get(requestId);
+    if (known !== undefined && known.lsn > entry.lsn) return;
     this.#known.delete(requestId);
     this.#known.set(requestId, entry);
     this.#sinceCheckpoint.push({

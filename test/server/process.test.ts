@@ -302,7 +302,7 @@ describe('syncwal cluster', () => {
     expect(() => process.kill(restartedPid, 0)).toThrow();
   });
 
-  it('runs a 3-node shard: writes on the primary reach the replicas, a killed replica returns', async () => {
+  it('runs a 3-node shard: replicas get the primary writes; a killed one returns', async () => {
     // Ports from the test's pid keep parallel runs apart (the shard needs fixed ports).
     const base = 20_000 + (process.pid % 2_000) * 10;
     const cluster = syncwal([

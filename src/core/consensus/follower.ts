@@ -30,6 +30,8 @@ export interface FollowerInit {
   terms: TermIndex;
 }
 
+const announcedMax = 4096;
+
 export class Follower {
   readonly nodeId: string;
   #term: number;
@@ -39,6 +41,12 @@ export class Follower {
   #matchLsn = 0;
   #ackSent = -1;
   #commitLsn: number;
+  /**
+   * Commit points the primary announced above ours, ascending. The replica's commit point is
+   * always one of them: an announced point never passes an intent whose ABORT comes after it
+   * (the primary's hold, decision 0003), while an arbitrary LSN below it could.
+   */
+  #announced: number[] = [];
   #eligible = false;
   #eligibleSet: string[] = [];
   readonly #terms: TermIndex;
@@ -99,7 +107,7 @@ export class Follower {
     lsn = Math.min(lsn, this.#lastLsn);
     if (lsn <= this.#durableLsn) return;
     this.#durableLsn = lsn;
-    this.#advanceCommit(this.#commitLsn);
+    this.#advanceCommit(0);
     this.#ack(true, this.#matchLsn);
   }
 
@@ -215,8 +223,25 @@ export class Follower {
     });
   }
 
+  /**
+   * Notes the primary's commit point and moves ours to the highest announced point that this
+   * replica holds durably and knows to match the primary's log.
+   */
   #advanceCommit(primaryCommit: number): void {
-    const lsn = Math.min(primaryCommit, this.#matchLsn, this.#lastLsn);
+    const announced = this.#announced;
+    if (primaryCommit > Math.max(this.#commitLsn, announced.at(-1) ?? 0)) {
+      announced.push(primaryCommit);
+      // Bounded: dropping the oldest points only delays applying, never misapplies.
+      if (announced.length > announcedMax) announced.splice(0, announced.length - announcedMax);
+    }
+    const limit = Math.min(this.#matchLsn, this.#durableLsn, this.#lastLsn);
+    let lsn = this.#commitLsn;
+    let taken = 0;
+    while (taken < announced.length && (announced[taken] ?? Infinity) <= limit) {
+      lsn = announced[taken] ?? lsn;
+      taken += 1;
+    }
+    if (taken > 0) announced.splice(0, taken);
     if (lsn <= this.#commitLsn) return;
     this.#commitLsn = lsn;
     this.#out.push({ kind: 'commit', lsn });

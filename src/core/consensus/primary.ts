@@ -289,12 +289,19 @@ export class Primary {
     this.#recompute();
   }
 
+  /** Sets the time that inputs arriving before the next tick are stamped with. */
+  setTime(now: number): void {
+    this.#now = Math.max(this.#now, now);
+  }
+
   tick(now: number): void {
-    this.#now = now;
+    this.setTime(now);
     for (const progress of this.#progress.values()) {
       if (!progress.connected) continue;
       const stalled = now - progress.lastProgressAt > this.#options.retransmitMs;
-      if (stalled && progress.nextLsn - 1 > progress.matchLsn && !progress.reading) {
+      // Unacknowledged appends, or a probe (possibly empty) that got no answer: send again.
+      const outstanding = progress.nextLsn - 1 > progress.matchLsn || progress.state === 'probe';
+      if (stalled && outstanding && !progress.reading && progress.state !== 'snapshot') {
         progress.state = 'probe';
         progress.inflight = [];
         progress.inflightBytes = 0;
@@ -368,6 +375,7 @@ export class Primary {
   #probe(progress: Progress): void {
     if (!progress.connected || progress.state === 'snapshot') return;
     progress.state = 'probe';
+    progress.lastProgressAt = this.#now;
     if (progress.nextLsn > this.#log.lastLsn) {
       this.#sendAppend(progress, progress.nextLsn, {
         frames: new Uint8Array(0),
