@@ -7,7 +7,10 @@
  * measurement); `--system` runs only the named systems of the suite.
  */
 import { runEngineSuite } from './engine.js';
+import { runFullSyncSuite } from './fullsync.js';
 import { runLogSuite, type SuiteOptions } from './log.js';
+import { runReplicationSuite } from './replication.js';
+import { runServerSuite } from './server.js';
 
 interface Suite {
   name: string;
@@ -25,6 +28,21 @@ const suites: readonly Suite[] = [
     name: 'engine',
     description: 'single-node put/get, replay, checkpoint and memory: syncwal vs better-sqlite3',
     run: runEngineSuite,
+  },
+  {
+    name: 'fullsync',
+    description: 'full sync of 1M keys over TCP on loopback: 1 vs 4 key-range streams',
+    run: runFullSyncSuite,
+  },
+  {
+    name: 'replication',
+    description: '3-node shard (acks=quorum, acks=all) vs one node: writes/s, p50/p99 via RESP',
+    run: runReplicationSuite,
+  },
+  {
+    name: 'server',
+    description: 'redis-benchmark SET/GET: one node, 3-node shard, Redis appendfsync always',
+    run: runServerSuite,
   },
 ];
 

@@ -119,7 +119,9 @@ export interface SnapshotBegin {
 
 /**
  * One chunk of one stream: `entries` is a sequence of (u32 key length, key, u32 value length,
- * value) in key order. `done` marks the stream's last chunk.
+ * value) in key order. `done` marks the stream's last chunk. Streams 0..streams-1 are the key
+ * ranges; stream `streams` carries the primary's request ids instead (encoding in
+ * src/engine/full-sync-source.ts). `seq` counts from 1 in each stream.
  */
 export interface SnapshotChunk {
   type: 'snapshot-chunk';
@@ -132,6 +134,11 @@ export interface SnapshotChunk {
   entries: Uint8Array;
 }
 
+/**
+ * Replica → primary: every chunk of `stream` up to `seq` is staged (cumulative); seq 0 answers
+ * the SnapshotBegin. A repeated SnapshotBegin is answered with the replica's current state, so
+ * the primary learns `installed` by repeating it (src/engine/full-sync.ts).
+ */
 export interface SnapshotAck {
   type: 'snapshot-ack';
   term: number;
