@@ -971,11 +971,7 @@ export class SyncwalNode {
     // A replicated write may never commit (no quorum): wait at most for the abort timeout.
     await this.#settleOrTimeout(Promise.allSettled(inflight));
     await this.#checkpointing?.catch(() => undefined);
-    await this.#replicator?.close();
-    const unresolved = new UnknownOutcomeError('the node closed before the write resolved');
-    this.#aborts?.failAll(unresolved);
-    for (const entry of this.#pending.takeAll()) entry.reject(unresolved);
-    this.#resumeWrites();
+    // The final commit point goes to the replicas too (it ships as it is appended).
     if (
       this.role === 'primary' &&
       this.#failure === null &&
@@ -984,6 +980,11 @@ export class SyncwalNode {
     ) {
       await this.#log.append([this.#commitRecord()]).catch(() => undefined);
     }
+    await this.#replicator?.close();
+    const unresolved = new UnknownOutcomeError('the node closed before the write resolved');
+    this.#aborts?.failAll(unresolved);
+    for (const entry of this.#pending.takeAll()) entry.reject(unresolved);
+    this.#resumeWrites();
     await this.#log.close();
     await this.#store.close();
     const waiters = this.#waiters;

@@ -79,6 +79,11 @@ interface Progress {
   connected: boolean;
   state: ProgressState;
   nextLsn: number;
+  /**
+   * Where a retransmitted probe starts: what the handshake or the replica's last answer
+   * established, never below (a lost answer must not rewind the replica into a full sync).
+   */
+  probeFrom: number;
   matchLsn: number;
   ackLsn: number;
   inflight: { lastLsn: number; bytes: number }[];
@@ -124,6 +129,7 @@ export class Primary {
       connected: false,
       state: 'probe',
       nextLsn: this.#log.lastLsn + 1,
+      probeFrom: this.#log.lastLsn + 1,
       matchLsn: 0,
       ackLsn: 0,
       inflight: [],
@@ -220,9 +226,11 @@ export class Primary {
   peerUp(peer: string, hello: Hello): void {
     const progress = this.#progress.get(peer);
     if (progress === undefined) return;
+    const start = Math.min(hello.lastLsn, this.#log.lastLsn) + 1;
     Object.assign(progress, this.#freshProgress(peer), {
       connected: true,
-      nextLsn: Math.min(hello.lastLsn, this.#log.lastLsn) + 1,
+      nextLsn: start,
+      probeFrom: start,
       lastProgressAt: this.#now,
     });
     this.#probe(progress);
@@ -260,10 +268,12 @@ export class Primary {
         progress.matchLsn + 1,
         Math.min(ack.hintLsn + 1, progress.nextLsn - 1, this.#log.lastLsn + 1),
       );
+      progress.probeFrom = progress.nextLsn;
       this.#probe(progress);
       return;
     }
     this.#acked(progress, ack.matchLsn, ack.ackLsn);
+    progress.probeFrom = Math.max(progress.probeFrom, progress.matchLsn + 1);
     if (progress.state === 'probe') {
       progress.state = 'replicate';
       progress.nextLsn = Math.max(progress.nextLsn, progress.matchLsn + 1);
@@ -305,7 +315,7 @@ export class Primary {
         progress.state = 'probe';
         progress.inflight = [];
         progress.inflightBytes = 0;
-        progress.nextLsn = progress.matchLsn + 1;
+        progress.nextLsn = Math.max(progress.matchLsn + 1, progress.probeFrom);
         progress.lastProgressAt = now;
         this.#probe(progress);
       }
