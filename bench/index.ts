@@ -9,6 +9,8 @@
 import { runEngineSuite } from './engine.js';
 import { runFullSyncSuite } from './fullsync.js';
 import { runLogSuite, type SuiteOptions } from './log.js';
+import { runReplicationSuite } from './replication.js';
+import { runServerSuite } from './server.js';
 
 interface Suite {
   name: string;
@@ -31,6 +33,16 @@ const suites: readonly Suite[] = [
     name: 'fullsync',
     description: 'full sync of 1M keys over TCP on loopback: 1 vs 4 key-range streams',
     run: runFullSyncSuite,
+  },
+  {
+    name: 'replication',
+    description: '3-node shard (acks=quorum, acks=all) vs one node: writes/s, p50/p99 via RESP',
+    run: runReplicationSuite,
+  },
+  {
+    name: 'server',
+    description: 'redis-benchmark SET/GET: one node, 3-node shard, Redis appendfsync always',
+    run: runServerSuite,
   },
 ];
 
