@@ -66,6 +66,7 @@ export class Replicator {
   #cancelTick: (() => void) | null = null;
   #closed = false;
   #deferredReads: { peer: string; fromLsn: number; bytesMax: number }[] = [];
+  #flushScheduled = false;
   /** Bumped by every suffix truncation: durability reports of older appends are stale. */
   #generation = 0;
 
@@ -115,7 +116,7 @@ export class Replicator {
       this.#follower = null;
       init.log.onAppend((firstLsn, frames, offsets, lastChecksum) => {
         this.#primary?.appended(firstLsn, frames, offsets, lastChecksum);
-        this.#drain();
+        this.#scheduleFlush();
       });
     } else {
       this.#primary = null;
@@ -164,6 +165,18 @@ export class Replicator {
     }
     if (this.#follower !== null && !up) this.#follower.disconnected(peer);
     this.#drain();
+  }
+
+  /** Ships the turn's appends together, after the turn (one message per replica). */
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    this.#clock.defer(() => {
+      this.#flushScheduled = false;
+      if (this.#closed) return;
+      this.#primary?.flush();
+      this.#drain();
+    });
   }
 
   #scheduleTick(): void {

@@ -41,6 +41,11 @@ function incarnationClock(scheduler: SimScheduler, life: { alive: boolean }): Cl
         cancelled = true;
       };
     },
+    defer(callback) {
+      scheduler.schedule(0, () => {
+        if (life.alive) callback();
+      });
+    },
   };
 }
 

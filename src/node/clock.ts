@@ -9,4 +9,7 @@ export const systemClock: Clock = {
     timer.unref();
     return () => clearTimeout(timer);
   },
+  defer(callback) {
+    setImmediate(callback);
+  },
 };

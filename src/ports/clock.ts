@@ -8,4 +8,6 @@ export interface Clock {
   now(): number;
   /** Calls `callback` once after `delayMs`; returns a function that cancels it. */
   setTimer(delayMs: number, callback: () => void): () => void;
+  /** Calls `callback` once, after the current turn's I/O callbacks (setImmediate). */
+  defer(callback: () => void): void;
 }

@@ -14,5 +14,8 @@ export function simClock(scheduler: SimScheduler): Clock {
         cancelled = true;
       };
     },
+    defer(callback) {
+      scheduler.schedule(0, callback);
+    },
   };
 }

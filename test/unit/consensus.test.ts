@@ -283,6 +283,7 @@ function runCluster(seed: number) {
       const frame = primaryLog.create(1, RecordType.Intent);
       primary.appended(primaryLog.lastLsn, frame.bytes, frame.offsets, frame.checksum);
       primary.noteTerm(primaryLog.lastLsn, 1);
+      primary.flush();
     }
     if (random.bool(0.2)) {
       primaryLog.durable = primaryLog.lastLsn;
@@ -326,6 +327,7 @@ function runCluster(seed: number) {
         drainFollower(envelope.to);
       }
     }
+    primary.flush();
     primary.tick(now);
     drainPrimary();
   }

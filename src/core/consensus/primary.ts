@@ -194,6 +194,13 @@ export class Primary {
     this.#window.push(firstLsn, frames, offsets);
     this.#log.lastLsn = firstLsn + offsets.length - 1;
     this.#log.lastChecksum = lastChecksum;
+  }
+
+  /**
+   * Ships what was appended since the last call. The driver calls it once per turn, so the
+   * appends of one turn travel in one message per replica, not one message each.
+   */
+  flush(): void {
     for (const progress of this.#progress.values()) this.#sendMore(progress);
   }
 
