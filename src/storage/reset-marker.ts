@@ -1,7 +1,6 @@
-import { crc32 } from '../core/checksum.js';
-import { CorruptionError, diskError } from '../core/errors.js';
 import { readU64, writeU64 } from '../core/format/frame.js';
 import type { Disk } from '../ports/disk.js';
+import { readMarker, removeMarker, writeMarker } from './marker-file.js';
 
 /**
  * A log reset (`Log.resetTo`, a replica installing a full sync) replaces every segment with one
@@ -27,72 +26,27 @@ export interface LogBase {
   term: number;
 }
 
+const kind = { name: resetMarkerName, magic: markerMagic, bytes: markerBytes };
+
 export async function writeResetMarker(disk: Disk, walDir: string, base: LogBase) {
-  const bytes = new Uint8Array(markerBytes);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(4, markerMagic, true);
-  writeU64(view, 8, base.lsn);
-  view.setUint32(16, base.checksum >>> 0, true);
-  writeU64(view, 24, base.term);
-  view.setUint32(0, crc32(bytes.subarray(4)), true);
-  const temporary = `${walDir}/${resetMarkerName}.tmp`;
-  try {
-    const handle = await disk.open(temporary, 'create');
-    try {
-      await handle.write([bytes], 0);
-      await handle.datasync();
-    } finally {
-      await handle.close();
-    }
-    await disk.rename(temporary, `${walDir}/${resetMarkerName}`);
-    await disk.syncDir(walDir);
-  } catch (error: unknown) {
-    throw diskError('reset marker', error);
-  }
+  await writeMarker(disk, walDir, kind, (view) => {
+    writeU64(view, 8, base.lsn);
+    view.setUint32(16, base.checksum >>> 0, true);
+    writeU64(view, 24, base.term);
+  });
 }
 
 /** The reset a marker records, or null if there is no marker. */
 export async function readResetMarker(disk: Disk, walDir: string): Promise<LogBase | null> {
-  const path = `${walDir}/${resetMarkerName}`;
-  const bytes = new Uint8Array(markerBytes);
-  let count: number;
-  try {
-    if ((await disk.size(path)) === null) return null;
-    const handle = await disk.open(path, 'read');
-    try {
-      count = await handle.read(bytes, 0, markerBytes, 0);
-    } finally {
-      await handle.close();
-    }
-  } catch (error: unknown) {
-    throw diskError('read reset marker', error);
-  }
-  const view = new DataView(bytes.buffer);
-  const base = {
-    lsn: readU64(view, 8),
-    checksum: view.getUint32(16, true),
-    term: readU64(view, 24),
-  };
-  const valid =
-    count === markerBytes &&
-    view.getUint32(4, true) === markerMagic &&
-    crc32(bytes.subarray(4)) === view.getUint32(0, true) &&
-    view.getUint32(20, true) === 0 &&
-    base.lsn >= 0 &&
-    base.term >= 0;
-  // Written to a temporary name, synced, then renamed: a durable name always has durable,
-  // valid contents, so a bad marker is corruption, not a torn write.
-  if (!valid) {
-    throw new CorruptionError({ segment: resetMarkerName, offset: 0, lsn: null }, 'bad marker');
-  }
-  return base;
+  const view = await readMarker(disk, walDir, kind, {
+    optional: true,
+    valid: (fields) =>
+      fields.getUint32(20, true) === 0 && readU64(fields, 8) >= 0 && readU64(fields, 24) >= 0,
+  });
+  if (view === null) return null;
+  return { lsn: readU64(view, 8), checksum: view.getUint32(16, true), term: readU64(view, 24) };
 }
 
 export async function removeResetMarker(disk: Disk, walDir: string): Promise<void> {
-  try {
-    await disk.remove(`${walDir}/${resetMarkerName}`);
-    await disk.syncDir(walDir);
-  } catch (error: unknown) {
-    throw diskError('remove reset marker', error);
-  }
+  await removeMarker(disk, walDir, kind);
 }

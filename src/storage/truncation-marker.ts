@@ -1,7 +1,6 @@
-import { crc32 } from '../core/checksum.js';
-import { CorruptionError, diskError } from '../core/errors.js';
 import { readU64, writeU64 } from '../core/format/frame.js';
 import type { Disk } from '../ports/disk.js';
+import { readMarker, removeMarker, writeMarker } from './marker-file.js';
 
 /**
  * A suffix truncation (dropping a divergent tail) touches several files: later segments are
@@ -14,64 +13,20 @@ import type { Disk } from '../ports/disk.js';
 export const truncationMarkerName = 'truncate.marker';
 const markerMagic = 0x43525453;
 
+const kind = { name: truncationMarkerName, magic: markerMagic, bytes: 16 };
+
 export async function writeTruncationMarker(disk: Disk, walDir: string, lsnLast: number) {
-  const bytes = new Uint8Array(16);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(4, markerMagic, true);
-  writeU64(view, 8, lsnLast);
-  view.setUint32(0, crc32(bytes.subarray(4)), true);
-  const temporary = `${walDir}/${truncationMarkerName}.tmp`;
-  try {
-    const handle = await disk.open(temporary, 'create');
-    try {
-      await handle.write([bytes], 0);
-      await handle.datasync();
-    } finally {
-      await handle.close();
-    }
-    await disk.rename(temporary, `${walDir}/${truncationMarkerName}`);
-    await disk.syncDir(walDir);
-  } catch (error: unknown) {
-    throw diskError('truncation marker', error);
-  }
+  await writeMarker(disk, walDir, kind, (view) => writeU64(view, 8, lsnLast));
 }
 
 export async function readTruncationMarker(disk: Disk, walDir: string): Promise<number> {
-  const path = `${walDir}/${truncationMarkerName}`;
-  const bytes = new Uint8Array(16);
-  let count: number;
-  try {
-    const handle = await disk.open(path, 'read');
-    try {
-      count = await handle.read(bytes, 0, 16, 0);
-    } finally {
-      await handle.close();
-    }
-  } catch (error: unknown) {
-    throw diskError('read truncation marker', error);
-  }
-  const view = new DataView(bytes.buffer);
-  const valid =
-    count === 16 &&
-    view.getUint32(4, true) === markerMagic &&
-    crc32(bytes.subarray(4)) === view.getUint32(0, true) &&
-    readU64(view, 8) >= 0;
-  // The marker is written to a temporary name, synced, then renamed: a durable name always has
-  // durable, valid contents, so a bad marker is corruption, not a torn write.
-  if (!valid) {
-    throw new CorruptionError(
-      { segment: truncationMarkerName, offset: 0, lsn: null },
-      'bad marker',
-    );
-  }
-  return readU64(view, 8);
+  const view = await readMarker(disk, walDir, kind, {
+    optional: false,
+    valid: (fields) => readU64(fields, 8) >= 0,
+  });
+  return view === null ? 0 : readU64(view, 8);
 }
 
 export async function removeTruncationMarker(disk: Disk, walDir: string): Promise<void> {
-  try {
-    await disk.remove(`${walDir}/${truncationMarkerName}`);
-    await disk.syncDir(walDir);
-  } catch (error: unknown) {
-    throw diskError('remove truncation marker', error);
-  }
+  await removeMarker(disk, walDir, kind);
 }
