@@ -1,5 +1,4 @@
 import type { Disk, DiskLock, FileHandle, OpenMode, OpenOptions } from '../ports/disk.js';
-import type { SimDisk } from '../sim/disk.js';
 import { truncationMarkerName } from '../storage/truncation-marker.js';
 
 /** What a CountingDisk reports to the harness (set per node; defaults do nothing). */
@@ -7,27 +6,34 @@ export interface DiskEvents {
   /** A log segment was read after the node opened (the primary reading for catch-up). */
   segmentRead(): void;
   datasyncFailed(): void;
+  writeFailed(): void;
+  /** A log segment was deleted (prefix truncation after a checkpoint). */
+  segmentRemoved(): void;
   /** A suffix truncation began (its marker file was put in place). */
   truncationStarted(): void;
 }
 
-const quiet: DiskEvents = {
+/** Events that do nothing; spread it under the ones a harness counts. */
+export const quietDiskEvents: DiskEvents = {
   segmentRead: () => undefined,
   datasyncFailed: () => undefined,
+  writeFailed: () => undefined,
+  segmentRemoved: () => undefined,
   truncationStarted: () => undefined,
 };
 
 /**
- * A pass-through disk over one node's SimDisk that reports what the harness cannot see from
- * the node (failed fdatasyncs, truncations of a divergent tail, log reads for catch-up), and
- * knows whether written data is not yet synced (the nemesis aims power losses there).
+ * A pass-through disk over one node's disk (both simulation harnesses use it) that reports
+ * what the harness cannot see from the node (failed writes and fdatasyncs, deleted segments,
+ * truncations of a divergent tail, log reads for catch-up), and knows whether written data is
+ * not yet synced (the nemesis aims power losses there).
  */
 export class CountingDisk implements Disk {
-  readonly #inner: SimDisk;
+  readonly #inner: Disk;
   readonly #unsynced = new Set<FileHandle>();
-  events: DiskEvents = quiet;
+  events: DiskEvents = quietDiskEvents;
 
-  constructor(inner: SimDisk) {
+  constructor(inner: Disk) {
     this.#inner = inner;
   }
 
@@ -41,9 +47,15 @@ export class CountingDisk implements Disk {
         return handle.read(target, targetOffset, length, position);
       },
       write: (buffers, position) =>
-        handle.write(buffers, position).then(() => {
-          unsynced.add(handle);
-        }),
+        handle.write(buffers, position).then(
+          () => {
+            unsynced.add(handle);
+          },
+          (error: unknown) => {
+            this.events.writeFailed();
+            throw error;
+          },
+        ),
       datasync: () =>
         handle.datasync().then(
           () => {
@@ -79,8 +91,9 @@ export class CountingDisk implements Disk {
   mkdir(dir: string): Promise<void> {
     return this.#inner.mkdir(dir);
   }
-  remove(path: string): Promise<void> {
-    return this.#inner.remove(path);
+  async remove(path: string): Promise<void> {
+    await this.#inner.remove(path);
+    if (path.endsWith('.wal')) this.events.segmentRemoved();
   }
   async rename(source: string, target: string): Promise<void> {
     await this.#inner.rename(source, target);

@@ -15,7 +15,7 @@ import type { HelloSource } from '../ports/transport.js';
 import { SimCheckpointDevice } from '../sim/checkpoint.js';
 import { SimDisk, type CrashMode } from '../sim/disk.js';
 import type { SimScheduler } from '../sim/scheduler.js';
-import { CountingDisk } from './cluster-disk.js';
+import { CountingDisk, quietDiskEvents } from './cluster-disk.js';
 import {
   fail,
   failure,
@@ -89,6 +89,7 @@ function nodeOptions(h: ClusterHarness, slot: Slot, life: { alive: boolean }) {
 
 function watchDisk(h: ClusterHarness, slot: Slot, life: { alive: boolean }): void {
   slot.counting.events = {
+    ...quietDiskEvents,
     segmentRead: () => {
       if (life.alive && slot.state === 'up' && slot.id === h.primaryId) {
         h.counters.catchUpLogReads += 1;

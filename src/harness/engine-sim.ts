@@ -41,12 +41,13 @@ import { SyncwalError } from '../core/errors.js';
 import { freeSpaceReserveBytes } from '../core/limits.js';
 import type { ReadMode, ScanPage, SyncwalNode } from '../engine/node.js';
 import { openNodeWith } from '../engine/open.js';
-import type { Disk, DiskLock, FileHandle, OpenMode, OpenOptions } from '../ports/disk.js';
+import type { Disk } from '../ports/disk.js';
 import { SimCheckpointDevice } from '../sim/checkpoint.js';
 import { SimDisk, type CrashMode } from '../sim/disk.js';
 import { Random } from '../sim/random.js';
 import { SimScheduler } from '../sim/scheduler.js';
 import { scanLog } from '../storage/scan-log.js';
+import { CountingDisk, quietDiskEvents } from './cluster-disk.js';
 
 /**
  * Coverage counters. Every one must be above zero over a CI run: each proves that a fault was
@@ -167,92 +168,17 @@ class Trace {
 }
 
 // -------------------------------------------------------------------------------------------
-// A pass-through disk that counts fault outcomes the harness cannot see from the node, and
-// knows which files have writes that landed but are not synced yet (the nemesis aims its
-// power losses there: that is when a crash can lose or tear data).
-
-class CountingDisk implements Disk {
-  readonly #inner: Disk;
-  readonly #counters: Counters;
-  readonly #unsynced = new Set<FileHandle>();
-
-  constructor(inner: Disk, counters: Counters) {
-    this.#inner = inner;
-    this.#counters = counters;
-  }
-
-  async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
-    const handle = await this.#inner.open(path, mode, options);
-    const counters = this.#counters;
-    const unsynced = this.#unsynced;
-    return {
-      read: (target, targetOffset, length, position) =>
-        handle.read(target, targetOffset, length, position),
-      write: (buffers, position) =>
-        handle.write(buffers, position).then(
-          () => {
-            unsynced.add(handle);
-          },
-          (error: unknown) => {
-            counters.writeFailures += 1;
-            throw error;
-          },
-        ),
-      datasync: () =>
-        handle.datasync().then(
-          () => {
-            unsynced.delete(handle);
-          },
-          (error: unknown) => {
-            counters.fsyncFailures += 1;
-            throw error;
-          },
-        ),
-      truncate: (length) => handle.truncate(length),
-      size: () => handle.size(),
-      close: () => {
-        unsynced.delete(handle);
-        return handle.close();
-      },
-    };
-  }
-
-  /** Whether some file has writes that completed and were not synced since. */
-  get hasUnsyncedWrites(): boolean {
-    return this.#unsynced.size > 0;
-  }
-
-  /** Power loss: the dead process's handles are gone. */
-  crashed(): void {
-    this.#unsynced.clear();
-  }
-
-  list(dir: string): Promise<string[]> {
-    return this.#inner.list(dir);
-  }
-  mkdir(dir: string): Promise<void> {
-    return this.#inner.mkdir(dir);
-  }
-  async remove(path: string): Promise<void> {
-    await this.#inner.remove(path);
+/** The shared pass-through disk, counting what a single node's faults did. */
+function countingDisk(disk: Disk, counters: Counters): CountingDisk {
+  const counting = new CountingDisk(disk);
+  counting.events = {
+    ...quietDiskEvents,
+    writeFailed: () => (counters.writeFailures += 1),
+    datasyncFailed: () => (counters.fsyncFailures += 1),
     // Only checkpoints delete whole segments on a single node (prefix truncation).
-    if (path.endsWith('.wal')) this.#counters.segmentsDeleted += 1;
-  }
-  rename(source: string, target: string): Promise<void> {
-    return this.#inner.rename(source, target);
-  }
-  syncDir(dir: string): Promise<void> {
-    return this.#inner.syncDir(dir);
-  }
-  size(path: string): Promise<number | null> {
-    return this.#inner.size(path);
-  }
-  freeBytes(dir: string): Promise<number> {
-    return this.#inner.freeBytes(dir);
-  }
-  lock(dir: string): Promise<DiskLock> {
-    return this.#inner.lock(dir);
-  }
+    segmentRemoved: () => (counters.segmentsDeleted += 1),
+  };
+  return counting;
 }
 
 // -------------------------------------------------------------------------------------------
@@ -416,7 +342,7 @@ function createHarness(seed: number, options: SeedOptions): Harness {
     nemesis,
     scheduler,
     disk,
-    countingDisk: new CountingDisk(disk, counters),
+    countingDisk: countingDisk(disk, counters),
     device,
     node: null,
     epoch: 0,
