@@ -327,13 +327,18 @@ describe('syncwal cluster', () => {
     const replica = await connect(base + 1);
     await expect(replica.set('shard', 'two')).rejects.toThrow(/^READONLY/);
     // Replicas apply once the commit point reaches them (heartbeats carry it): bounded polls.
-    const replicated = async (key: string, value: string) => {
-      for (let attempt = 0; attempt < 200; attempt++) {
-        if ((await replica.get(key)) === value) return true;
+    // Bounded by time as well as count: an idle machine does 200 round trips well inside one
+    // heartbeat interval, so a count alone would give up before the commit point arrives.
+    const pollUntil = async (check: () => Promise<boolean>) => {
+      const deadline = Date.now() + 20_000;
+      for (let attempt = 0; attempt < 200_000 && Date.now() < deadline; attempt++) {
+        if (await check()) return true;
         await primary.ping();
       }
       return false;
     };
+    const replicated = (key: string, value: string) =>
+      pollUntil(async () => (await replica.get(key)) === value);
     expect(await replicated('shard', 'one')).toBe(true);
     expect(await primary.info('replication')).toMatch(/connected_slaves:2/);
     process.kill(replicaPid, 'SIGKILL');
@@ -342,12 +347,7 @@ describe('syncwal cluster', () => {
     // The primary logs the grant once the restarted replica holds its whole log (LSN 3 on).
     await cluster.line(/^n1 \| .*eligibility-granted peer=n3 reason="caught up at ([3-9]|\d\d+)"/);
     const third = await connect(base + 2);
-    let value: string | null = null;
-    for (let attempt = 0; attempt < 200 && value !== 'restart'; attempt++) {
-      value = await third.get('after');
-      if (value !== 'restart') await primary.ping();
-    }
-    expect(value).toBe('restart');
+    expect(await pollUntil(async () => (await third.get('after')) === 'restart')).toBe(true);
     for (const client of [primary, replica, third]) client.disconnect();
     cluster.child.kill('SIGTERM');
     expect(await exitCode(cluster)).toBe(0);
