@@ -34,6 +34,7 @@ import {
   type Computed,
   type StateView,
 } from './ops.js';
+import type { InstalledSnapshot } from './full-sync.js';
 import type { NodeOptionsResolved } from './options.js';
 import { Pending, PendingQueue, type WriteResult } from './pending.js';
 import { ReplicaApply } from './replica-apply.js';
@@ -220,6 +221,7 @@ export class SyncwalNode {
       this.#replicator = new Replicator({
         options: replication.options,
         log: this.#log,
+        store: this.#store,
         transport: replication.transport,
         clock: replication.clock,
         hooks: this.#hooks(),
@@ -269,7 +271,33 @@ export class SyncwalNode {
       expire: (before, now) => this.#expire(before, now),
       fail: (error) => this.#fence(error),
       event: (name, fields) => this.#events.emit('replication', { event: name, ...fields }),
+      capture: () => ({
+        lsn: this.#state.appliedLsn,
+        ...this.#state.sortedEntries(),
+        requestIds: this.#ids.records(),
+      }),
+      installed: (installed) => this.#installSnapshot(installed),
+      checkpointIdle: async () => {
+        await this.#checkpointing?.catch(() => undefined);
+      },
     };
+  }
+
+  /**
+   * Replica: a full sync committed a new checkpoint and reset the log to `installed.lsn`; the
+   * state, the request ids and the records waiting for apply are replaced by the checkpoint's.
+   */
+  async #installSnapshot(installed: InstalledSnapshot): Promise<void> {
+    const snapshot = await this.#store.load();
+    assert(snapshot.appliedLsn === installed.lsn, 'the checkpoint holds the installed snapshot');
+    this.#state.replaceAll(snapshot.entries, snapshot.appliedLsn);
+    this.#ids.replaceAll(snapshot.requestIds);
+    this.#replicaApply?.reset(installed.lsn);
+    this.#commitLsn = installed.lsn;
+    this.#commitRecorded = installed.lsn;
+    this.#checkpointLsn = installed.lsn;
+    this.#bytesAtCheckpoint = this.#log.stats().bytesWritten;
+    this.#wakeWaiters();
   }
 
   #read(key: KeyString): ValueString | null {
@@ -509,6 +537,17 @@ export class SyncwalNode {
   #earlier(requestId: string) {
     type Earlier = { lsn: number; duplicate: true; result: null; value: Uint8Array | null };
     const known = this.#ids.get(requestId);
+    const inflight = this.#pendingIds.get(requestId);
+    // A retry logged after an earlier attempt was aborted is the one that counts (cluster
+    // seed 531: a restarted primary learned of the old ABORT while the new attempt was pending).
+    if (inflight !== undefined && (known === undefined || inflight.lsn > known.lsn)) {
+      return inflight.promise.then((): Earlier => ({
+        lsn: inflight.lsn,
+        duplicate: true,
+        result: null,
+        value: inflight.value,
+      }));
+    }
     if (known !== undefined) {
       if (known.outcome === 'aborted') {
         throw new NoReplicasError(`request ${requestId} was aborted (lsn ${known.lsn})`);
@@ -520,15 +559,6 @@ export class SyncwalNode {
         value: known.value,
       };
       return Promise.resolve(earlier);
-    }
-    const inflight = this.#pendingIds.get(requestId);
-    if (inflight !== undefined) {
-      return inflight.promise.then((): Earlier => ({
-        lsn: inflight.lsn,
-        duplicate: true,
-        result: null,
-        value: inflight.value,
-      }));
     }
     if (this.#aborts?.unresolved(requestId) === true) {
       throw new UnknownOutcomeError(
@@ -868,6 +898,8 @@ export class SyncwalNode {
   #maybeCheckpoint(): void {
     const threshold = this.#options.checkpointLogBytes;
     if (threshold === 0 || this.#checkpointing !== null || this.#closed) return;
+    // A full sync is replacing the checkpoint: the next commit after it checks again.
+    if (this.#replicator?.installing === true) return;
     if (this.#log.stats().bytesWritten - this.#bytesAtCheckpoint < threshold) return;
     this.checkpoint().then(
       (result) => this.#events.emit('checkpoint', result),
@@ -948,16 +980,23 @@ export class SyncwalNode {
 
   /**
    * The first LSN the log must keep after a checkpoint at `appliedLsn`. A primary keeps what
-   * its replicas have not acknowledged yet, so they catch up from the log (until full sync
-   * ships snapshots, a replica far behind would otherwise be stuck).
+   * its replicas have not acknowledged yet, up to `logRetainRecords` behind the checkpoint, so
+   * they catch up from the log; a replica further behind gets a full sync (which holds the
+   * log after its snapshot while it runs), and one already getting one holds nothing more.
    */
   #prefixKeptFrom(appliedLsn: number): number {
     let first = appliedLsn + 1;
-    if (this.#replicator?.role !== 'primary') return first;
-    for (const replica of this.#replicator.status().replicas) {
-      first = Math.min(first, replica.ackedLsn + 1);
+    const replicator = this.#replicator;
+    if (replicator?.role !== 'primary') return first;
+    const retained = Math.max(
+      1,
+      appliedLsn + 1 - (this.#options.replication?.logRetainRecords ?? 0),
+    );
+    for (const replica of replicator.status().replicas) {
+      if (replica.state === 'snapshot') continue;
+      first = Math.min(first, Math.max(replica.ackedLsn + 1, retained));
     }
-    return first;
+    return Math.min(first, replicator.snapshotHeldFrom);
   }
 
   /**

@@ -30,11 +30,19 @@ export async function openNodeWith(options: NodeOptions, defaults: NodeAdapters)
   const disk = options.disk ?? defaults.disk;
   const factory = options.checkpointStore ?? defaults.checkpointStore;
   // The log is replayed as recovery scans it, while the checkpoint store starts (replay.ts).
-  const state = new CommittedState(0);
-  const replay = new LogReplay(state);
+  let state = new CommittedState(0);
+  let replay = new LogReplay(state);
   const { log, store } = await openLogAndStore(disk, factory, { ...resolved, replay });
   try {
     const snapshot = await store.load();
+    const logBase = snapshot.logBase;
+    if (logBase !== undefined && log.firstLsn !== logBase.lsn + 1) {
+      // A full sync committed its checkpoint but the node stopped before the log was reset
+      // (see CheckpointLogBase): finish the reset; the old log's replay is void.
+      await log.resetTo(logBase);
+      state = new CommittedState(0);
+      replay = new LogReplay(state);
+    }
     const requestIds = new RequestIds(resolved.requestIdsRetained);
     for (const record of snapshot.requestIds) requestIds.load(record);
     if (resolved.replication !== null) {
@@ -132,7 +140,8 @@ async function replicationParts(
 ): Promise<Omit<ReplicationParts, 'commitLsn'>> {
   const clock = replication.clock ?? fallbackClock;
   if (clock === undefined) throw new InvalidError('option replication.clock: required here');
-  const terms = new TermIndex({ lsn: log.firstLsn - 1, term: 0 });
+  const base = await log.base();
+  const terms = new TermIndex({ lsn: base.lsn, term: base.term });
   for (const start of replayed.termStarts) terms.note(start.firstLsn, start.term);
   let termStartLsn = 0;
   if (replication.role === 'primary') {

@@ -321,6 +321,10 @@ export class LogReplay {
     assert(records <= 0 || this.#lsnFirst === log.firstLsn, 'the replay started at the log');
     assert(records <= 0 || this.#lsnLast === log.lastLsn, 'the replay reached the end');
     if (inDoubt === 'commit') this.#resolve(log.lastLsn);
+    // A checkpoint ahead of the last COMMIT record: the intents it covers are committed (an
+    // aborted one among them has its ABORT below the checkpoint too, DESIGN §3), so the replay
+    // applies them before the merge, where the log's word wins over the checkpoint's.
+    else if (this.#resolvedLsn < appliedLsn) this.#resolve(appliedLsn);
     // A checkpoint may be ahead of the last COMMIT record: what it holds was committed.
     const held = inDoubt === 'commit' ? [] : this.#held.filter((i) => i.lsn > appliedLsn);
     this.#held = [];

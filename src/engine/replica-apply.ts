@@ -95,6 +95,12 @@ export class ReplicaApply {
     }
   }
 
+  /** A full sync replaced the state and the log: records continue after `lsn`. */
+  reset(lsn: number): void {
+    this.#held = [];
+    this.#lastLsn = lsn;
+  }
+
   /** Records after `lsn` were dropped from the log. */
   truncateAfter(lsn: number): void {
     assert(lsn >= this.#state.appliedLsn, 'applied records are never truncated');

@@ -7,6 +7,7 @@ import {
 import type { Clock } from '../ports/clock.js';
 import { silentLogger, type Logger } from '../ports/logger.js';
 import type { HelloSource, Transport } from '../ports/transport.js';
+import { resolveFullSyncOptions, type FullSyncOptions, type ReceiverOptions } from './full-sync.js';
 
 /**
  * `openNode({ replication })`: this node as a member of a shard. In this phase the primary is
@@ -32,6 +33,14 @@ export interface ReplicationOptions {
   clock?: Clock;
   /** Structured log of replication events (default: silent). */
   logger?: Logger;
+  /**
+   * Records of log the primary keeps, after its checkpoint, for replicas to catch up from
+   * (default 1,000,000; like etcd's catch-up entries). A replica further behind, or one whose
+   * data directory is gone, gets a full sync instead.
+   */
+  logRetainRecords?: number;
+  /** Full sync tuning: key-range streams (default 4), chunk size, window, timeouts. */
+  fullSync?: Partial<FullSyncOptions>;
 }
 
 export interface ReplicationOptionsResolved {
@@ -52,6 +61,10 @@ export interface ReplicationOptionsResolved {
   eligibilityPauseMs: number;
   clock: Clock | null;
   logger: Logger;
+  logRetainRecords: number;
+  fullSync: FullSyncOptions;
+  fullSyncReceiver: Partial<ReceiverOptions>;
+  fullSyncProgressLogMs: number;
 }
 
 const idPattern = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -69,6 +82,8 @@ const known = new Set([
   'heartbeatIntervalMs',
   'clock',
   'logger',
+  'logRetainRecords',
+  'fullSync',
 ]);
 
 export function resolveReplicationOptions(
@@ -98,6 +113,17 @@ export function resolveReplicationOptions(
   if (!Number.isSafeInteger(heartbeatIntervalMs) || heartbeatIntervalMs < 1) {
     invalid('heartbeatIntervalMs', 'must be a positive integer');
   }
+  const logRetainRecords = options.logRetainRecords ?? 1_000_000;
+  if (!Number.isSafeInteger(logRetainRecords) || logRetainRecords < 0) {
+    invalid('logRetainRecords', 'must be a non-negative integer');
+  }
+  let fullSync: FullSyncOptions;
+  try {
+    fullSync = resolveFullSyncOptions(options.fullSync ?? {});
+  } catch (error: unknown) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new InvalidError(message.replace('option fullSync.', 'option replication.fullSync.'));
+  }
   return {
     shardId: options.shardId,
     nodeId,
@@ -116,5 +142,9 @@ export function resolveReplicationOptions(
     eligibilityPauseMs: Math.max(heartbeatIntervalMs, 20),
     clock: options.clock ?? null,
     logger: options.logger ?? silentLogger,
+    logRetainRecords,
+    fullSync,
+    fullSyncReceiver: {},
+    fullSyncProgressLogMs: 5_000,
   };
 }

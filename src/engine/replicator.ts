@@ -2,13 +2,16 @@ import { assert } from '../core/assert.js';
 import { SyncwalError } from '../core/errors.js';
 import { peekFrames, TermIndex } from '../core/consensus/frames.js';
 import { Follower, type FollowerAction } from '../core/consensus/follower.js';
-import type { Hello } from '../core/consensus/messages.js';
+import type { Hello, PeerMessage } from '../core/consensus/messages.js';
 import { Primary, type PrimaryAction, type ReplicaStatus } from '../core/consensus/primary.js';
 import type { DurabilityPolicy } from '../core/consensus/quorum.js';
+import type { CheckpointStore } from '../ports/checkpoint.js';
 import type { Clock } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
 import type { Transport } from '../ports/transport.js';
-import type { Log } from '../storage/log.js';
+import type { Log, LogBase } from '../storage/log.js';
+import { SnapshotReceiver, type FullSyncProgress, type InstalledSnapshot } from './full-sync.js';
+import { SnapshotSenders, type StateCapture } from './full-sync-senders.js';
 import type { ReplicationOptionsResolved } from './replication-options.js';
 
 /**
@@ -30,6 +33,15 @@ export interface EngineHooks {
   fail(error: SyncwalError): void;
   /** Something the operator should see (eligibility, role, full sync progress). */
   event(name: string, fields: Record<string, unknown>): void;
+  /** Primary: committed state right now, for a replica's full sync. */
+  capture(): StateCapture;
+  /**
+   * Replica: a full sync replaced the checkpoint and reset the log to `installed.lsn`: load
+   * the state from the checkpoint. No replication message is handled until this resolves.
+   */
+  installed(installed: InstalledSnapshot): Promise<void>;
+  /** Resolves once no checkpoint of the node is running (a snapshot install must not overlap). */
+  checkpointIdle(): Promise<void>;
 }
 
 export type Role = 'primary' | 'replica';
@@ -42,7 +54,9 @@ export interface ReplicationStatus {
   commitLsn: number;
   eligible: boolean;
   policy: DurabilityPolicy;
-  replicas: ReplicaStatus[];
+  replicas: (ReplicaStatus & { fullSync: FullSyncProgress | null })[];
+  /** Replica: the full sync it is receiving (or the last one), with its progress. */
+  fullSync: FullSyncProgress | null;
 }
 
 /**
@@ -62,6 +76,8 @@ export class Replicator {
   readonly #hooks: EngineHooks;
   readonly #primary: Primary | null;
   readonly #follower: Follower | null;
+  readonly #senders: SnapshotSenders | null = null;
+  readonly #receiver: SnapshotReceiver | null = null;
   #storage: Promise<void> = Promise.resolve();
   #cancelTick: (() => void) | null = null;
   #closed = false;
@@ -73,6 +89,7 @@ export class Replicator {
   constructor(init: {
     options: ReplicationOptionsResolved;
     log: Log;
+    store: CheckpointStore;
     transport: Transport;
     clock: Clock;
     hooks: EngineHooks;
@@ -114,6 +131,7 @@ export class Replicator {
         },
       );
       this.#follower = null;
+      this.#senders = this.#newSenders();
       init.log.onAppend((firstLsn, frames, offsets, lastChecksum) => {
         this.#primary?.appended(firstLsn, frames, offsets, lastChecksum);
         this.#scheduleFlush();
@@ -129,17 +147,119 @@ export class Replicator {
         commitLsn: init.commitLsn,
         terms: init.terms,
       });
+      this.#receiver = this.#newReceiver(init.store);
     }
     this.#primary?.setTime(init.clock.now());
-    this.#transport.onMessage((from, message) => {
-      if (this.#closed) return;
-      this.#primary?.setTime(this.#clock.now());
-      if (this.#primary !== null) this.#primary.step(from, message);
-      else this.#follower?.step(from, message);
-      this.#drain();
-    });
+    this.#transport.onMessage((from, message) => this.#onMessage(from, message));
     this.#transport.onPeer((event) => this.#onPeer(event.peer, event.up, event.direction, event));
     this.#scheduleTick();
+  }
+
+  #onMessage(from: string, message: PeerMessage): void {
+    if (this.#closed) return;
+    const now = this.#clock.now();
+    this.#primary?.setTime(now);
+    if (message.type === 'snapshot-ack') {
+      this.#senders?.ack(from, message, now);
+    } else if (message.type === 'snapshot-begin' || message.type === 'snapshot-chunk') {
+      const follower = this.#follower;
+      // Only the primary this replica follows, in its term, may replace its state.
+      if (follower !== null && from === follower.primary && message.term === follower.term) {
+        this.#receiver?.step(from, message, now);
+      }
+    } else if (this.#primary !== null) {
+      this.#primary.step(from, message);
+    } else if (this.#receiver?.state !== 'installing') {
+      // While a snapshot installs, the log and the state are being replaced: the primary
+      // sends nothing else meanwhile, so whatever arrives is stale.
+      this.#follower?.step(from, message);
+    }
+    this.#drain();
+  }
+
+  #newSenders(): SnapshotSenders {
+    const options = this.#options;
+    return new SnapshotSenders({
+      nodeId: options.nodeId,
+      transport: this.#transport,
+      log: this.#log,
+      logger: this.#logger,
+      options: options.fullSync,
+      progressLogMs: options.fullSyncProgressLogMs,
+      capture: () => this.#hooks.capture(),
+      done: (peer, lsn) => {
+        this.#hooks.event('full-sync-done', { peer, lsn });
+        this.#primary?.snapshotDone(peer, lsn);
+        this.#drain();
+      },
+      failed: (peer, reason) => {
+        this.#hooks.event('full-sync-failed', { peer, reason });
+        this.#primary?.snapshotFailed(peer);
+        this.#drain();
+      },
+    });
+  }
+
+  /**
+   * A replica's receiver: the store it installs into waits for the node's running checkpoint
+   * before committing (the two must not overlap), and the log is reset on the storage chain,
+   * after the appends already queued there.
+   */
+  #newReceiver(store: CheckpointStore): SnapshotReceiver {
+    const hooks = this.#hooks;
+    const installing: CheckpointStore = {
+      load: () => store.load(),
+      apply: (batch) => store.apply(batch),
+      close: () => store.close(),
+      beginReplace: () => store.beginReplace(),
+      addReplace: (entries) => store.addReplace(entries),
+      commitReplace: async (commit) => {
+        await hooks.checkpointIdle();
+        await store.commitReplace(commit);
+      },
+    };
+    return new SnapshotReceiver({
+      transport: this.#transport,
+      nodeId: this.#options.nodeId,
+      store: installing,
+      log: { resetTo: (base) => this.#resetLog(base) },
+      onInstalled: (installed) => this.#installed(installed),
+      onFailed: (error, snapshotId) => {
+        this.#logger.warn('full-sync-failed', {
+          snapshotId,
+          code: error.code,
+          reason: error.message,
+        });
+        this.#hooks.event('full-sync-failed', { snapshotId, reason: error.message });
+      },
+      options: this.#options.fullSyncReceiver,
+    });
+  }
+
+  #resetLog(base: LogBase): Promise<void> {
+    const reset = this.#storage.then(() => this.#log.resetTo(base));
+    this.#storage = reset.catch(() => undefined);
+    return reset.then(() => {
+      // Durability reports of appends before the reset are about records that are gone.
+      this.#generation += 1;
+    });
+  }
+
+  async #installed(installed: InstalledSnapshot): Promise<void> {
+    await this.#hooks.installed(installed);
+    this.#follower?.reset({ lsn: installed.lsn, term: installed.term });
+    this.#logger.info('full-sync-installed', { ...installed });
+    this.#hooks.event('full-sync-installed', { ...installed });
+  }
+
+  /** Replica: a snapshot's install is under way (the node takes no checkpoint meanwhile). */
+  get installing(): boolean {
+    return this.#receiver?.state === 'installing';
+  }
+
+  /** Primary: the first LSN the log must keep for the full syncs running (Infinity: none). */
+  get snapshotHeldFrom(): number {
+    return this.#senders?.heldFrom ?? Infinity;
   }
 
   /** What this node says in its handshake. */
@@ -160,6 +280,8 @@ export class Replicator {
     });
     this.#primary?.setTime(this.#clock.now());
     if (this.#primary !== null && direction === 'outbound') {
+      // A sync in progress does not survive the link: a new one starts if still needed.
+      this.#senders?.cancel(peer, up ? 'reconnected' : 'disconnected');
       if (up && event.hello !== undefined) this.#primary.peerUp(peer, event.hello);
       if (!up) this.#primary.peerDown(peer);
     }
@@ -191,6 +313,7 @@ export class Replicator {
     const now = this.#clock.now();
     if (this.#primary !== null) {
       this.#primary.tick(now);
+      this.#senders?.tick(now);
       this.#hooks.expire(now - this.#primary.policy.commitTimeoutMs, now);
     }
     this.#drain();
@@ -245,6 +368,11 @@ export class Replicator {
   }
 
   status(): ReplicationStatus {
+    const now = this.#clock.now();
+    const replicas = (this.#primary?.replicas() ?? []).map((replica) => ({
+      ...replica,
+      fullSync: this.#senders?.progress(replica.id, now) ?? null,
+    }));
     return {
       role: this.role,
       shardId: this.#options.shardId,
@@ -253,7 +381,8 @@ export class Replicator {
       commitLsn: this.commitLsn,
       eligible: this.#follower?.eligible ?? false,
       policy: this.#primary?.policy ?? this.#options.policy,
-      replicas: this.#primary?.replicas() ?? [],
+      replicas,
+      fullSync: this.#receiver?.progress(now) ?? null,
     };
   }
 
@@ -291,10 +420,13 @@ export class Replicator {
       case 'eligible':
         this.#hooks.event('eligible', { granted: action.granted });
         return;
-      case 'snapshot':
+      case 'snapshot': {
         this.#logger.warn('full-sync-needed', { peer: action.peer });
         this.#hooks.event('full-sync-needed', { peer: action.peer });
+        const term = this.#primary?.term ?? 0;
+        this.#senders?.start(action.peer, term, () => this.#clock.now());
         return;
+      }
       case 'newer-term':
         this.#logger.error('newer-term', { peer: action.peer, term: action.term });
         this.#hooks.event('newer-term', { peer: action.peer, term: action.term });
@@ -389,6 +521,8 @@ export class Replicator {
     this.#closed = true;
     this.#cancelTick?.();
     this.#log.onAppend(null);
+    this.#senders?.close();
+    await this.#receiver?.close();
     await this.#storage.catch(() => undefined);
     await this.#transport.close();
   }

@@ -73,6 +73,18 @@ export class RequestIds {
     return oldest.done === true ? 0 : oldest.value.lsn;
   }
 
+  /** Every remembered id, oldest first (a full sync ships them with the state). */
+  records(): RequestIdRecord[] {
+    return [...this.#known].map(([requestId, entry]) => ({ requestId, ...entry }));
+  }
+
+  /** Replaces every id with a checkpoint's (a replica installed a full sync). */
+  replaceAll(records: readonly RequestIdRecord[]): void {
+    this.#known.clear();
+    this.#sinceCheckpoint = [];
+    for (const record of records) this.load(record);
+  }
+
   takeSinceCheckpoint(): RequestIdRecord[] {
     const taken = this.#sinceCheckpoint;
     this.#sinceCheckpoint = [];

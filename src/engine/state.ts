@@ -81,6 +81,37 @@ export class CommittedState {
     if (lsn > this.#appliedLsn) this.#appliedLsn = lsn;
   }
 
+  /**
+   * Replaces everything with a checkpoint's state at `lsn` (a replica installed a full sync):
+   * the store holds exactly this now, so nothing counts as changed since the last checkpoint.
+   */
+  replaceAll(entries: readonly { key: Uint8Array; value: Uint8Array }[], lsn: number): void {
+    this.#values.clear();
+    this.#order = null;
+    this.#dirty = new Map();
+    this.#dirtyReplayed = [];
+    this.#replayDeleted = new Set();
+    this.#merged = true;
+    for (const entry of entries) this.#values.set(keyString(entry.key), valueString(entry.value));
+    this.#appliedLsn = lsn;
+  }
+
+  /**
+   * Every key and value, keys ascending, as they are now (a full sync's snapshot: the strings
+   * are immutable, so the arrays stay the state at this LSN while the state moves on).
+   */
+  sortedEntries(): { keys: KeyString[]; values: ValueString[] } {
+    const keys: KeyString[] = [];
+    const values: ValueString[] = [];
+    for (const key of this.#sortedKeys().keys()) {
+      const value = this.#values.get(key);
+      assert(value !== undefined, 'the sorted index holds only present keys');
+      keys.push(key);
+      values.push(value);
+    }
+    return { keys, values };
+  }
+
   get(key: KeyString): ValueString | undefined {
     return this.#values.get(key);
   }

@@ -110,6 +110,11 @@ export class SimCheckpointDevice {
     this.#latency = { min: latency.min, max: latency.max };
   }
 
+  /** The applied LSN the device holds for certain (an in-doubt batch not counted). */
+  get appliedLsn(): number {
+    return this.#appliedLsn;
+  }
+
   /**
    * The store for the current process epoch. One store may be open at a time (one process owns
    * the file); open again after closing it, or after a crash.

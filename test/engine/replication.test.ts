@@ -127,3 +127,138 @@ describe('replicated shard on the simulated network', () => {
     for (const node of [a, nodes.get('b')!, c]) await s.drive(node.close());
   });
 });
+
+describe('full sync on the simulated network', () => {
+  /** A shard whose primary checkpoints often and keeps little log for laggards. */
+  function syncShard(seed: number) {
+    const scheduler = new SimScheduler();
+    const network = new SimNetwork({ scheduler, seed });
+    const clock = simClock(scheduler);
+    const disks = new Map(members.map((id, index) => [id, new SimDisk({ seed: seed + index })]));
+    const checkpoints = new Map(members.map((id) => [id, new MemoryCheckpoint()]));
+    const events: Record<string, unknown>[] = [];
+    const open = (id: string) =>
+      simNode(disks.get(id)!, checkpoints.get(id)!, {
+        nodeId: id,
+        checkpointLogBytes: 4096,
+        replication: {
+          shardId: 'test',
+          members,
+          primary: 'a',
+          transport: (hello) => network.transport(id, { hello }),
+          policy: { commitTimeoutMs: 500, replicaTimeoutMs: 1_000 },
+          heartbeatIntervalMs: 20,
+          clock,
+          logRetainRecords: 10,
+          fullSync: { streams: 3, chunkBytes: 1024, retransmitMs: 100, stallMs: 2_000 },
+        },
+      }).then((node) => {
+        node.on('replication', (event) => events.push({ node: id, ...(event as object) }));
+        return node;
+      });
+    const drive = <T>(promise: Promise<T>) => scheduler.drive(promise, { stepsMax: 400_000 });
+    const settle = (ms: number) => {
+      let done = () => undefined as void;
+      const promise = new Promise<void>((resolve) => (done = resolve));
+      clock.setTimer(ms, () => done());
+      return drive(promise);
+    };
+    /** Node `id` lost its whole data directory. */
+    const wipe = (id: string) => {
+      disks.set(id, new SimDisk({ seed: seed + 100 }));
+      checkpoints.set(id, new MemoryCheckpoint());
+    };
+    return { network, open, drive, settle, wipe, events, checkpoints };
+  }
+
+  async function written(
+    s: ReturnType<typeof syncShard>,
+    a: SyncwalNode,
+    from: number,
+    to: number,
+  ) {
+    for (let index = from; index < to; index++) {
+      await s.drive(a.put(`k${index}`, `v${index}`, { requestId: `r${index}` }));
+    }
+    if (from === 0) await s.drive(a.delete('k3'));
+  }
+
+  it('a replica that lost its data directory rejoins by full sync, then is eligible', async () => {
+    const s = syncShard(11);
+    const nodes = new Map<string, SyncwalNode>();
+    for (const id of members) nodes.set(id, await s.drive(s.open(id)));
+    await s.settle(200);
+    const a = nodes.get('a')!;
+    await s.drive(nodes.get('c')!.close());
+    await written(s, a, 0, 200);
+    await s.drive(a.checkpoint());
+    expect(a.info().firstLsn).toBeGreaterThan(1);
+    s.wipe('c');
+    const c = await s.drive(s.open('c'));
+    await s.settle(1_500);
+    expect(s.events.some((e) => e.node === 'a' && e.event === 'full-sync-done')).toBe(true);
+    expect(s.events.some((e) => e.node === 'c' && e.event === 'full-sync-installed')).toBe(true);
+    expect(text(c.getSync('k199'))).toBe('v199');
+    expect(c.getSync('k3')).toBeNull();
+    expect(c.info().keys).toBe(a.info().keys);
+    expect(c.status('r150')).toMatchObject({ status: 'committed' });
+    const after = await s.drive(a.put('after', 'sync'));
+    await s.drive(c.get('after', { read: { after: after.lsn } }));
+    expect(text(c.getSync('after'))).toBe('sync');
+    await s.settle(200);
+    const replica = a.replication()!.replicas.find((r) => r.id === 'c')!;
+    expect(replica).toMatchObject({ connected: true, eligible: true, state: 'replicate' });
+    expect(c.replication()!.fullSync).toMatchObject({ state: 'done', keysDone: 199 });
+    // The installed replica restarts from its checkpoint and the log after the snapshot.
+    await s.drive(c.close());
+    const again = await s.drive(s.open('c'));
+    expect(text(again.getSync('k199'))).toBe('v199');
+    // 'after' waits in its log until the primary's commit point reaches it again.
+    await s.drive(again.get('after', { read: { after: after.lsn } }));
+    expect(text(again.getSync('after'))).toBe('sync');
+    for (const node of [a, nodes.get('b')!, again]) await s.drive(node.close());
+  });
+
+  it('a stop between checkpoint commit and log reset is finished at the next open', async () => {
+    const s = syncShard(12);
+    const nodes = new Map<string, SyncwalNode>();
+    for (const id of members) nodes.set(id, await s.drive(s.open(id)));
+    await s.settle(200);
+    const a = nodes.get('a')!;
+    let c = nodes.get('c')!;
+    await s.drive(c.put('x', 'y').catch(() => undefined));
+    s.network.setLink('a', 'c', false);
+    await s.settle(50);
+    await written(s, a, 0, 120);
+    await s.drive(a.checkpoint());
+    // c commits the snapshot to its checkpoint, then "stops" before its log is reset.
+    const checkpoint = s.checkpoints.get('c')!;
+    const store = checkpoint.store();
+    const commitReplace = store.commitReplace.bind(store);
+    let committed = false;
+    checkpoint.store = () => ({
+      ...store,
+      commitReplace: async (commit) => {
+        await commitReplace(commit);
+        committed = true;
+        throw new Error('stopped after the commit');
+      },
+    });
+    await s.drive(c.close());
+    c = await s.drive(s.open('c'));
+    s.network.setLink('a', 'c', true);
+    for (let round = 0; round < 40 && !committed; round++) await s.settle(50);
+    expect(committed).toBe(true);
+    expect(c.info().lastLsn).toBeLessThan(checkpoint.logBase!.lsn);
+    await s.drive(c.close());
+    checkpoint.store = MemoryCheckpoint.prototype.store;
+    c = await s.drive(s.open('c'));
+    expect(c.info().firstLsn).toBe(checkpoint.logBase!.lsn + 1);
+    expect(text(c.getSync('k119'))).toBe('v119');
+    await s.settle(500);
+    const after = await s.drive(a.put('after', 'reset'));
+    await s.drive(c.get('after', { read: { after: after.lsn } }));
+    expect(text(c.getSync('after'))).toBe('reset');
+    for (const node of [a, nodes.get('b')!, c]) await s.drive(node.close());
+  });
+});

@@ -101,6 +101,22 @@ export class Follower {
     this.#setEligible(false);
   }
 
+  /**
+   * A full sync installed the primary's committed state at `base.lsn`: the log now continues
+   * right after it (Log.resetTo), so that is this replica's last, durable, matched and committed
+   * record. Commit points announced before are below it or about records that are gone.
+   */
+  reset(base: { lsn: number; term: number }): void {
+    assert(base.lsn >= this.#commitLsn, 'a snapshot never takes the commit point back');
+    this.#lastLsn = base.lsn;
+    this.#durableLsn = base.lsn;
+    this.#matchLsn = base.lsn;
+    this.#commitLsn = base.lsn;
+    this.#announced = [];
+    this.#ackSent = -1;
+    this.#terms.reset(base);
+  }
+
   /** The log made everything through `lsn` durable. */
   durable(lsn: number): void {
     // Never beyond the records it holds (a report may race a truncation).

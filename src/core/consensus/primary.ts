@@ -388,6 +388,20 @@ export class Primary {
     this.#probe(progress);
   }
 
+  /**
+   * A full sync to `peer` failed (stalled, or the replica could not install it): probe again
+   * from where the replica last answered; if that part of the log is gone, another full sync
+   * starts.
+   */
+  snapshotFailed(peer: string): void {
+    const progress = this.#progress.get(peer);
+    if (progress === undefined || progress.state !== 'snapshot') return;
+    progress.state = 'probe';
+    progress.nextLsn = Math.max(progress.matchLsn + 1, progress.probeFrom);
+    progress.lastProgressAt = this.#now;
+    this.#probe(progress);
+  }
+
   /** One append outstanding from `nextLsn` (frames if there are any). */
   #probe(progress: Progress): void {
     if (!progress.connected || progress.state === 'snapshot') return;
