@@ -21,21 +21,46 @@ export async function writeMarker(
   kind: MarkerKind,
   fill: (view: DataView) => void,
 ): Promise<void> {
+  await prepareMarker(disk, walDir, kind, fill);
+  await installMarker(disk, walDir, kind);
+}
+
+/**
+ * The first half of `writeMarker`: the marker's bytes under `<name>.tmp`, durable. If it fails,
+ * the marker under its durable name (or its absence) is untouched, and `<name>.tmp` may be
+ * left behind (open 'create' refuses to reuse it: remove it first).
+ */
+export async function prepareMarker(
+  disk: Disk,
+  walDir: string,
+  kind: MarkerKind,
+  fill: (view: DataView) => void,
+): Promise<void> {
   const bytes = new Uint8Array(kind.bytes);
   const view = new DataView(bytes.buffer);
   view.setUint32(4, kind.magic, true);
   fill(view);
   view.setUint32(0, crc32(bytes.subarray(4)), true);
-  const temporary = `${walDir}/${kind.name}.tmp`;
   try {
-    const handle = await disk.open(temporary, 'create');
+    const handle = await disk.open(`${walDir}/${kind.name}.tmp`, 'create');
     try {
       await handle.write([bytes], 0);
       await handle.datasync();
     } finally {
       await handle.close();
     }
-    await disk.rename(temporary, `${walDir}/${kind.name}`);
+  } catch (error: unknown) {
+    throw diskError(kind.name, error);
+  }
+}
+
+/**
+ * The second half of `writeMarker`: renames the prepared `<name>.tmp` over `<name>` and syncs
+ * the directory. If it fails, either name may turn up after a crash.
+ */
+export async function installMarker(disk: Disk, walDir: string, kind: MarkerKind): Promise<void> {
+  try {
+    await disk.rename(`${walDir}/${kind.name}.tmp`, `${walDir}/${kind.name}`);
     await disk.syncDir(walDir);
   } catch (error: unknown) {
     throw diskError(kind.name, error);
