@@ -10,8 +10,8 @@
  *   UNKNOWN), then heal;
  * - SIGKILL the primary and restart it (same node id, a new term);
  * - a full-shard outage: kill all three, restart them in a seeded order;
- * - (SHARD_WIPES=n, off by default until full sync is wired) restart a replica with an empty
- *   data directory.
+ * - restart a replica with an empty data directory: it rejoins by full sync (the primary's
+ *   checkpoints removed the log's start).
  *
  * After each fault the test waits for the affected replicas to be eligible again (events: log
  * lines and INFO round trips, never sleeps). Then it heals, stops the writers, writes two fence
@@ -74,8 +74,8 @@ const counts = {
   quorumLosses: Number(process.env.SHARD_QUORUM_LOSSES ?? 2),
   primaryRestarts: Number(process.env.SHARD_PRIMARY_RESTARTS ?? 2),
   outages: Number(process.env.SHARD_OUTAGES ?? 1),
-  /** Replicas restarted with an empty data directory: they need a full sync (off for now). */
-  wipes: Number(process.env.SHARD_WIPES ?? 0),
+  /** Replicas restarted with an empty data directory: they rejoin by full sync. */
+  wipes: Number(process.env.SHARD_WIPES ?? 2),
 };
 const keep = process.env.SHARD_KEEP === '1';
 const ids = ['n1', 'n2', 'n3'] as const;
@@ -302,13 +302,21 @@ async function perform(run: Run, action: Action): Promise<void> {
       await shard.start(shard.primary);
       for (const id of shard.replicas) await untilEligible(shard, run.clients, id);
       return;
-    case 'wipe-replica':
+    case 'wipe-replica': {
       await shard.kill(action.node);
       removeTemporary(shard.dataDir(action.node));
       await replies(run, action.during);
+      // A checkpoint moves the primary's log start past LSN 1: the empty replica needs a
+      // full sync (it could otherwise catch up from the log).
+      const primary = await run.clients.get(shard.primary);
+      expect(await primary.call('CHECKPOINT')).toBeTruthy();
       await shard.start(action.node);
+      const installed = (line: LogLine) => line.event === 'full-sync-installed';
+      await shard.process(action.node).line(installed, 0, stallMs);
+      note(run, `${action.node} installed a full sync`);
       await untilEligible(shard, run.clients, action.node);
       return;
+    }
     case 'outage':
       for (const id of action.order) await shard.kill(id);
       for (const id of action.order) await shard.start(id);
