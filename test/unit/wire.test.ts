@@ -129,6 +129,8 @@ const samples: readonly WireMessage[] = [
   { type: 'auth-challenge', shardId: 's1', from: 'n1', to: 'n2', nonce: bytesOf(32, 3) },
   { type: 'auth-proof', proof: bytesOf(32, 4) },
   { type: 'auth-refused' },
+  { type: 'vote-request', term: 4, from: 'n2', lastLsn: lsnMax, lastTerm: 3, preVote: true },
+  { type: 'vote-response', term: 2 ** 40, from: 'n3', granted: false, preVote: false },
 ];
 
 const allTypes: readonly WireMessageType[] = [
@@ -141,6 +143,8 @@ const allTypes: readonly WireMessageType[] = [
   'snapshot-begin',
   'snapshot-chunk',
   'snapshot-ack',
+  'vote-request',
+  'vote-response',
   'auth-challenge',
   'auth-proof',
   'auth-refused',
@@ -274,6 +278,10 @@ function randomMessage(random: Random, type: WireMessageType): WireMessage {
   const from = randomId(random);
   const u64 = (): number => randomU64(random);
   switch (type) {
+    case 'vote-request':
+      return { type, term, from, lastLsn: u64(), lastTerm: u64(), preVote: random.bool(0.5) };
+    case 'vote-response':
+      return { type, term, from, granted: random.bool(0.5), preVote: random.bool(0.5) };
     case 'hello':
       return {
         type,
@@ -480,7 +488,7 @@ describe('wire codec: damage', () => {
       kind: 'bad',
       fault: 'version',
     });
-    for (const code of [0, 10, 63, 67, 255]) {
+    for (const code of [0, 12, 63, 67, 255]) {
       expect(decodeWireMessage(frameOf({ code, body }))).toMatchObject({ fault: 'type' });
     }
     expect(decodeWireMessage(frameOf({ code: refused, body, flags: 1 }))).toMatchObject({

@@ -4,7 +4,7 @@
  * The wire codec (src/core/consensus/wire.ts) turns each into one length-prefixed, checksummed
  * frame; the simulated network carries them through the same codec. Every message carries the
  * sender's `term` and id; a receiver ignores messages of an older term and steps up to a newer
- * one (elections, issue #5, add vote messages to this union).
+ * one.
  *
  * LSNs and terms are safe integers (the log stores them as u64; limits.ts bounds them far below
  * 2^53). `frames` holds record frames exactly as they are on the primary's disk (SEAL frames,
@@ -150,6 +150,29 @@ export interface SnapshotAck {
   installed: boolean;
 }
 
+/**
+ * Candidate → voter (DESIGN §4). A pre-vote (`preVote`) asks whether the voter would grant a
+ * vote in `term` without changing anything on either side; a real vote request is sent only
+ * after the candidate persisted `term` and its vote for itself.
+ */
+export interface VoteRequest {
+  type: 'vote-request';
+  term: number;
+  from: string;
+  lastLsn: number;
+  lastTerm: number;
+  preVote: boolean;
+}
+
+/** Voter → candidate: the answer to a VoteRequest of `term` (a real vote is persisted first). */
+export interface VoteResponse {
+  type: 'vote-response';
+  term: number;
+  from: string;
+  granted: boolean;
+  preVote: boolean;
+}
+
 export type PeerMessage =
   | Hello
   | Append
@@ -159,6 +182,8 @@ export type PeerMessage =
   | Eligibility
   | SnapshotBegin
   | SnapshotChunk
-  | SnapshotAck;
+  | SnapshotAck
+  | VoteRequest
+  | VoteResponse;
 
 export type PeerMessageType = PeerMessage['type'];

@@ -201,6 +201,25 @@ const layouts: Layouts = {
       ['installed', 'bool'],
     ],
   },
+  'vote-request': {
+    code: 10,
+    fields: [
+      ['term', 'u64'],
+      ['from', 'id'],
+      ['lastLsn', 'u64'],
+      ['lastTerm', 'u64'],
+      ['preVote', 'bool'],
+    ],
+  },
+  'vote-response': {
+    code: 11,
+    fields: [
+      ['term', 'u64'],
+      ['from', 'id'],
+      ['granted', 'bool'],
+      ['preVote', 'bool'],
+    ],
+  },
   'auth-challenge': {
     code: 64,
     fields: [
