@@ -1,10 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
-import { openNode, TcpTransport, type SyncwalNode } from '../index.js';
+import { NodeDisk, openNode, TcpTransport, type SyncwalNode } from '../index.js';
+import type { Disk } from '../ports/disk.js';
 import type { Logger } from '../ports/logger.js';
 import type { ReplicationState, ServerBackend } from '../server/backend.js';
 import { resolveServeConfig, serveFields, type ServeConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
+import { SyncwalMetrics } from '../server/metrics.js';
+import { MeasuredDisk } from '../server/metrics-disk.js';
+import { MetricsEndpoint } from '../server/metrics-endpoint.js';
 import { RespServer } from '../server/server.js';
 import { systemClock } from '../server/system-clock.js';
 import type { Output } from './entry.js';
@@ -43,15 +47,20 @@ export class ServeError extends Error {
  * Builds the node the server runs on: the one place that decides single node versus
  * replicated. With `peers` the node joins a shard (peer port, shard id and secret, the
  * configured primary, the durability policy) and the server sees its replication state.
+ * `disk` replaces the real disk (the metrics endpoint's measured one).
  */
-export async function createBackend(config: ServeConfig, logger?: Logger): Promise<ServerBackend> {
+export async function createBackend(
+  config: ServeConfig,
+  logger?: Logger,
+  disk?: Disk,
+): Promise<ServerBackend> {
   if (config.peers.length > 0) {
     if (config.shardSecret === null) {
       throw new ServeError('--shard-secret is required with --peers', serveExitCodes.usage);
     }
     const secret = config.shardSecret;
     const node = await openNode({
-      ...engineOptions(config),
+      ...engineOptions(config, disk),
       replication: {
         shardId: config.shardId,
         members: [config.nodeId, ...config.peers.map((peer) => peer.id)],
@@ -72,13 +81,14 @@ export async function createBackend(config: ServeConfig, logger?: Logger): Promi
     });
     return replicatedBackend(node, config);
   }
-  return openNode(engineOptions(config));
+  return openNode(engineOptions(config, disk));
 }
 
-function engineOptions(config: ServeConfig) {
+function engineOptions(config: ServeConfig, disk: Disk | undefined) {
   return {
     dir: config.dataDir,
     nodeId: config.nodeId,
+    ...(disk === undefined ? {} : { disk }),
     ...(config.engine.segmentSizeBytes === null
       ? {}
       : { segmentSizeBytes: config.engine.segmentSizeBytes }),
@@ -243,21 +253,45 @@ export async function runServe(
     wallMs: systemClock.wallMs,
     base: { node: config.nodeId },
   });
+  // With --metrics-port the node runs on a disk that measures the log's fdatasyncs and
+  // group-commit writes; without it, on the plain real disk.
+  const metrics = config.metricsPort === null ? null : new SyncwalMetrics();
+  const disk =
+    metrics === null
+      ? undefined
+      : new MeasuredDisk({
+          disk: new NodeDisk(),
+          observer: metrics.logIo,
+          monotonicMs: systemClock.monotonicMs,
+        });
   let backend: ServerBackend;
   try {
-    backend = await createBackend(config, logger);
+    backend = await createBackend(config, logger, disk);
   } catch (error: unknown) {
     runtime.output.err(`syncwal serve: ${oneLine(error)}`);
     return exitCodeOf(error);
   }
-  return serveBackend(config, backend, tls, { runtime, logger });
+  return serveBackend(config, backend, tls, { runtime, logger, metrics });
+}
+
+interface ServeContext {
+  runtime: ServeRuntime;
+  logger: ReturnType<typeof createLogger>;
+  metrics: SyncwalMetrics | null;
+}
+
+/** The one-line message for a listener that could not start. */
+function listenFailure(error: unknown, where: string): string {
+  const code = (error as { code?: unknown }).code;
+  const message = code === 'EADDRINUSE' ? `port ${where} is already in use` : oneLine(error);
+  return `syncwal serve: cannot listen on ${where}: ${message}`;
 }
 
 async function serveBackend(
   config: ServeConfig,
   backend: ServerBackend,
   tls: { cert: Buffer; key: Buffer } | null,
-  context: { runtime: ServeRuntime; logger: ReturnType<typeof createLogger> },
+  context: ServeContext,
 ): Promise<number> {
   const { runtime, logger } = context;
   const server = new RespServer({
@@ -277,10 +311,16 @@ async function serveBackend(
     address = await server.listen();
   } catch (error: unknown) {
     await backend.close().catch(() => undefined);
-    const code = (error as { code?: unknown }).code;
-    const where = `${config.host}:${config.port}`;
-    const message = code === 'EADDRINUSE' ? `port ${where} is already in use` : oneLine(error);
-    runtime.output.err(`syncwal serve: cannot listen on ${where}: ${message}`);
+    runtime.output.err(listenFailure(error, `${config.host}:${config.port}`));
+    return exitCodeOf(error);
+  }
+  let endpoint: MetricsEndpoint | null;
+  try {
+    endpoint = await startMetrics(config, server, context);
+  } catch (error: unknown) {
+    await server.close({ timeoutMs: 10_000 });
+    await backend.close().catch(() => undefined);
+    runtime.output.err(listenFailure(error, `${config.host}:${config.metricsPort}`));
     return exitCodeOf(error);
   }
   const info = backend.info();
@@ -293,18 +333,42 @@ async function serveBackend(
     lastLsn: info.lastLsn,
     keys: info.keys,
   });
-  if (config.metricsPort !== null) {
-    logger.warn('metrics.not-served', { port: config.metricsPort, reason: 'not built yet' });
+  return waitForStop({ server, endpoint }, backend, context);
+}
+
+/** Serves GET /metrics on the metrics port, if one is configured. */
+async function startMetrics(
+  config: ServeConfig,
+  server: RespServer,
+  context: ServeContext,
+): Promise<MetricsEndpoint | null> {
+  const { metrics, logger } = context;
+  if (metrics === null || config.metricsPort === null) return null;
+  metrics.attach(server.context);
+  const endpoint = new MetricsEndpoint({
+    metrics,
+    host: config.host,
+    port: config.metricsPort,
+    logger,
+  });
+  try {
+    const address = await endpoint.listen();
+    logger.info('metrics.listening', { host: address.host, port: address.port, path: '/metrics' });
+  } catch (error: unknown) {
+    metrics.detach();
+    await endpoint.close();
+    throw error;
   }
-  return waitForStop(server, backend, context);
+  return endpoint;
 }
 
 /** Waits for SIGTERM/SIGINT (exit 0) or a fenced node (exit 74), then shuts down cleanly. */
 async function waitForStop(
-  server: RespServer,
+  listeners: { server: RespServer; endpoint: MetricsEndpoint | null },
   backend: ServerBackend,
-  context: { runtime: ServeRuntime; logger: ReturnType<typeof createLogger> },
+  context: ServeContext,
 ): Promise<number> {
+  const { server, endpoint } = listeners;
   const { runtime, logger } = context;
   let signals = 0;
   const reason = await new Promise<{ code: number; why: string }>((resolve) => {
@@ -323,6 +387,9 @@ async function waitForStop(
   });
   logger.info('server.stopping', { reason: reason.why });
   await server.close({ timeoutMs: 10_000 });
+  // Metrics stay up until the clients are gone, so the last scrape sees the shutdown.
+  await endpoint?.close();
+  context.metrics?.detach();
   try {
     await backend.close();
   } catch (error: unknown) {

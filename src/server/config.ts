@@ -36,6 +36,7 @@ export interface ServeConfig {
   tls: { certFile: string; keyFile: string } | null;
   logFormat: LogFormat;
   logLevel: LogLevel;
+  /** The Prometheus endpoint's port, on `host` (0: any free port); null: not served. */
   metricsPort: number | null;
   limits: { clientsMax: number; bulkBytesMax: number; pipelineRepliesMax: number };
   engine: { segmentSizeBytes: number | null; checkpointLogBytes: number | null };
@@ -85,7 +86,7 @@ export const serveFields: readonly Field[] = [
     'warn',
     'error',
   ]),
-  field('metricsPort', 'port', 'Prometheus metrics port (not served yet)'),
+  field('metricsPort', 'port', 'serve Prometheus metrics at GET /metrics on this port (off)'),
   field('maxClients', 'positive', 'most connected clients (default 10000)'),
   field('maxBulkBytes', 'positive', 'largest bulk argument in bytes (default 16 MiB)'),
   field('maxPipeline', 'positive', 'outstanding replies per client before reading stops (1024)'),
@@ -254,6 +255,7 @@ export function resolveServeConfig(sources: ConfigSources): ServeConfig {
     },
     configFile: sources.file?.path ?? null,
   };
+  checkPorts(config);
   checkShard(config, values.has('primaryId'));
   return config;
 }
@@ -266,6 +268,24 @@ function tlsOf(certFile: string | null, keyFile: string | null): ServeConfig['tl
   return { certFile, keyFile };
 }
 
+/** The listeners must not collide: client, peer and metrics ports on the same host. */
+function checkPorts(config: ServeConfig): void {
+  if (config.peerPort > 65_535) {
+    throw new InvalidError(`--peer-port ${config.peerPort}: must be in [0, 65535]`);
+  }
+  if (config.port !== 0 && config.port === config.peerPort && config.host === config.peerHost) {
+    throw new InvalidError(`--port and --peer-port are both ${config.port}`);
+  }
+  const metrics = config.metricsPort;
+  if (metrics !== null && metrics !== 0 && metrics === config.port) {
+    throw new InvalidError(`--metrics-port and --port are both ${metrics}`);
+  }
+  const samePeerHost = config.host === config.peerHost;
+  if (metrics !== null && metrics !== 0 && metrics === config.peerPort && samePeerHost) {
+    throw new InvalidError(`--metrics-port and --peer-port are both ${metrics}`);
+  }
+}
+
 function checkShard(config: ServeConfig, primaryGiven: boolean): void {
   const ids = new Set<string>([config.nodeId]);
   for (const peer of config.peers) {
@@ -274,12 +294,6 @@ function checkShard(config: ServeConfig, primaryGiven: boolean): void {
   }
   if (!ids.has(config.primaryId)) {
     throw new InvalidError(`--primary-id '${config.primaryId}' is neither this node nor a peer`);
-  }
-  if (config.peerPort > 65_535) {
-    throw new InvalidError(`--peer-port ${config.peerPort}: must be in [0, 65535]`);
-  }
-  if (config.port !== 0 && config.port === config.peerPort && config.host === config.peerHost) {
-    throw new InvalidError(`--port and --peer-port are both ${config.port}`);
   }
   if (config.durability.minReplicas > config.peers.length) {
     throw new InvalidError(

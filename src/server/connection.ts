@@ -169,7 +169,8 @@ export class Connection {
     this.#slots.push(slot);
     const clock = this.#server.clock;
     const startedMs = clock.monotonicMs();
-    this.#server.stats.recordCommand(startedMs);
+    const name = prepared.kind === 'run' ? prepared.spec.name : null;
+    this.#server.stats.recordCommand(startedMs, name);
     const result = this.#dispatcher.run(prepared, this.client);
     if (this.client.closeAfterReply) {
       slot.closeAfter = true;

@@ -65,6 +65,11 @@ function hostPort(address: string | null): [string, string] {
   return colon < 0 ? [address, ''] : [address.slice(0, colon), address.slice(colon + 1)];
 }
 
+/** Records a replica is behind the primary's log: its last LSN minus the replica's acked LSN. */
+export function replicaLagRecords(replica: ReplicaState, lastLsn: number): number {
+  return Math.max(0, lastLsn - replica.ackedLsn);
+}
+
 function replicaLine(replica: ReplicaState, lastLsn: number): string {
   const [host, port] = hostPort(replica.address);
   const lagSeconds = replica.lastAckAgoMs === null ? -1 : Math.floor(replica.lastAckAgoMs / 1000);
@@ -72,7 +77,7 @@ function replicaLine(replica: ReplicaState, lastLsn: number): string {
     `id=${replica.id},ip=${host},port=${port},` +
     `state=${replica.connected ? 'online' : 'offline'},offset=${replica.ackedLsn},` +
     `lag=${lagSeconds},eligible=${replica.eligible ? 1 : 0},` +
-    `lag_lsn=${Math.max(0, lastLsn - replica.ackedLsn)}`
+    `lag_lsn=${replicaLagRecords(replica, lastLsn)}`
   );
 }
 

@@ -1,15 +1,46 @@
 import { build, type Histogram } from 'hdr-histogram-js';
+import { assert } from '../core/assert.js';
 
 /**
  * Server counters for INFO stats: totals since start (or CONFIG RESETSTAT), operations per
  * second over the last few whole seconds, and write commit latency as a high dynamic range
  * histogram (microseconds, three significant digits: fixed memory however many writes run).
  *
+ * The Prometheus endpoint (metrics.ts) needs counters that only go up, so CONFIG RESETSTAT
+ * must not rewind what it exports: `totals()` adds back what every reset cleared, calls per
+ * command are counted since start and never reset, and `watchWrites` hands each committed
+ * write's latency to a watcher (the endpoint's histogram) as it happens.
+ *
  * Time comes from the monotonic clock the server is given; nothing here reads a clock itself.
  */
 
 const windowSeconds = 3;
 const ringSize = 8;
+
+/** Distinct names counted per command: the command table plus `unknown`, with room to spare. */
+export const commandNamesMax = 512;
+/** Watchers of committed writes (the metrics endpoint is one). */
+const writeWatchersMax = 8;
+
+/** The label of a command the dispatcher rejected before finding it (unknown, wrong arity). */
+export const unknownCommandName = 'unknown';
+
+/** The counters CONFIG RESETSTAT clears; `totals()` reports them as if it never had. */
+const resettable = [
+  'commandsProcessed',
+  'connectionsReceived',
+  'connectionsRejected',
+  'netInputBytes',
+  'netOutputBytes',
+  'errorReplies',
+  'protocolErrors',
+  'writesCommitted',
+  'keyspaceHits',
+  'keyspaceMisses',
+] as const;
+
+export type CounterName = (typeof resettable)[number];
+export type CounterTotals = Record<CounterName, number>;
 
 class PerSecond {
   readonly #seconds = new Array<number>(ringSize).fill(-1);
@@ -62,6 +93,11 @@ export class ServerStats {
   writesCommitted = 0;
   keyspaceHits = 0;
   keyspaceMisses = 0;
+  /** What every CONFIG RESETSTAT cleared, per counter. */
+  readonly #cleared = Object.fromEntries(resettable.map((name) => [name, 0])) as CounterTotals;
+  /** Calls per command name since start (never reset). */
+  readonly #calls = new Map<string, number>();
+  readonly #writeWatchers: ((latencyMs: number) => void)[] = [];
   readonly #commands = new PerSecond();
   readonly #writes = new PerSecond();
   readonly #latency: Histogram = build({
@@ -70,9 +106,22 @@ export class ServerStats {
     numberOfSignificantValueDigits: 3,
   });
 
-  recordCommand(nowMs: number): void {
+  /**
+   * A command started. `name` is its command table name (lower case), or null when the
+   * dispatcher answered it without running it (an unknown command, a wrong arity): those are
+   * counted as `unknown`, so the names stay a fixed, small set.
+   */
+  recordCommand(nowMs: number, name: string | null = null): void {
     this.commandsProcessed++;
     this.#commands.add(nowMs);
+    const label = name ?? unknownCommandName;
+    const calls = this.#calls.get(label);
+    if (calls === undefined) {
+      assert(this.#calls.size < commandNamesMax, 'command names come from the command table');
+      this.#calls.set(label, 1);
+    } else {
+      this.#calls.set(label, calls + 1);
+    }
   }
 
   /** A write that committed, `latencyMs` after the server started it. */
@@ -80,6 +129,32 @@ export class ServerStats {
     this.writesCommitted++;
     this.#writes.add(nowMs);
     this.#latency.recordValue(Math.max(1, Math.round(latencyMs * 1000)));
+    for (const watcher of this.#writeWatchers) watcher(latencyMs);
+  }
+
+  /**
+   * Calls `watcher` with the latency (ms) of every write that commits from now on, until the
+   * returned function is called. Watchers run on the write path: they must be cheap.
+   */
+  watchWrites(watcher: (latencyMs: number) => void): () => void {
+    assert(this.#writeWatchers.length < writeWatchersMax, 'too many write watchers');
+    this.#writeWatchers.push(watcher);
+    return () => {
+      const index = this.#writeWatchers.indexOf(watcher);
+      if (index >= 0) this.#writeWatchers.splice(index, 1);
+    };
+  }
+
+  /** Every counter since start, CONFIG RESETSTAT notwithstanding (they only go up). */
+  totals(): CounterTotals {
+    const totals = { ...this.#cleared };
+    for (const name of resettable) totals[name] += this[name];
+    return totals;
+  }
+
+  /** Calls per command name since start, in first-seen order (never reset). */
+  commandCalls(): ReadonlyMap<string, number> {
+    return this.#calls;
   }
 
   opsPerSecond(nowMs: number): number {
@@ -103,16 +178,10 @@ export class ServerStats {
 
   /** CONFIG RESETSTAT. */
   reset(): void {
-    this.commandsProcessed = 0;
-    this.connectionsReceived = 0;
-    this.connectionsRejected = 0;
-    this.netInputBytes = 0;
-    this.netOutputBytes = 0;
-    this.errorReplies = 0;
-    this.protocolErrors = 0;
-    this.writesCommitted = 0;
-    this.keyspaceHits = 0;
-    this.keyspaceMisses = 0;
+    for (const name of resettable) {
+      this.#cleared[name] += this[name];
+      this[name] = 0;
+    }
     this.#commands.reset();
     this.#writes.reset();
     this.#latency.reset();
