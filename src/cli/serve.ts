@@ -140,7 +140,9 @@ function replicationStateOf(node: SyncwalNode): ReplicationState {
       eligible: replica.eligible,
       ackedLsn: replica.ackedLsn,
       lastAckAgoMs: replica.lagMs,
+      fullSync: replica.fullSync,
     })),
+    fullSync: status?.fullSync ?? null,
   };
 }
 

@@ -73,6 +73,19 @@ export interface ReplicaState {
   ackedLsn: number;
   /** Milliseconds since its last ack, or null if it never acked. */
   lastAckAgoMs: number | null;
+  /** The full sync the primary is sending it, if one runs. */
+  fullSync?: FullSyncView | null;
+}
+
+/** A full sync's progress as INFO shows it (DESIGN §5: bytes and keys, rate, ETA). */
+export interface FullSyncView {
+  state: string;
+  keysDone: number;
+  keysTotal: number;
+  bytesDone: number;
+  bytesTotal: number;
+  bytesPerSec: number;
+  etaMs: number | null;
 }
 
 /** What a replicated node reports about replication (INFO replication, ROLE, WAIT, status). */
@@ -92,6 +105,8 @@ export interface ReplicationState {
   appliedLsn: number;
   /** On the primary, one entry per replica; empty elsewhere. */
   replicas: ReplicaState[];
+  /** Replica: the full sync it receives (or received last), if any. */
+  fullSync?: FullSyncView | null;
 }
 
 export interface FailoverRequest {
@@ -128,6 +143,12 @@ export interface ServerBackend {
     options?: BackendWriteOptions,
   ): Promise<BackendWriteResult & { ok: boolean }>;
   get(key: BackendKey): Promise<Buffer | null>;
+  /**
+   * `get` without the promise, for a backend whose reads never wait (a node's default read:
+   * its committed state, now): the same answer, errors thrown instead of rejected. Optional;
+   * the server uses it when present, which saves a promise and a turn per read.
+   */
+  getSync?(key: BackendKey): Buffer | null;
   scan(options: {
     prefix?: BackendKey;
     start?: BackendKey;

@@ -1,5 +1,10 @@
 import { arch, platform } from 'node:os';
-import { replicationOf, type ReplicaState, type ReplicationState } from './backend.js';
+import {
+  replicationOf,
+  type FullSyncView,
+  type ReplicaState,
+  type ReplicationState,
+} from './backend.js';
 import { redisCompatibleVersion } from './commands/connection.js';
 import type { ServerContext } from './context.js';
 
@@ -77,7 +82,10 @@ function replicaLine(replica: ReplicaState, lastLsn: number): string {
     `id=${replica.id},ip=${host},port=${port},` +
     `state=${replica.connected ? 'online' : 'offline'},offset=${replica.ackedLsn},` +
     `lag=${lagSeconds},eligible=${replica.eligible ? 1 : 0},` +
-    `lag_lsn=${replicaLagRecords(replica, lastLsn)}`
+    `lag_lsn=${replicaLagRecords(replica, lastLsn)}` +
+    (replica.fullSync ? `,fullsync=${replica.fullSync.state}` : '') +
+    (replica.fullSync ? `,fullsync_bytes=${replica.fullSync.bytesDone}` : '') +
+    (replica.fullSync ? `,fullsync_total=${replica.fullSync.bytesTotal}` : '')
   );
 }
 
@@ -104,7 +112,28 @@ function replicationLines(state: ReplicationState): Lines {
     ['master_link_status', state.linkUp ? 'up' : 'down'],
     ['eligible', state.eligible ? 1 : 0],
     ['slave_repl_offset', state.lastLsn],
+    ...fullSyncLines(state.fullSync ?? null),
   ];
+}
+
+/** A replica's full sync, with Redis's names where they exist. */
+function fullSyncLines(sync: FullSyncView | null): Lines {
+  const running = sync !== null && sync.state !== 'done' && sync.state !== 'failed';
+  const lines: Lines = [['master_sync_in_progress', running ? 1 : 0]];
+  if (sync === null) return lines;
+  const percent = sync.bytesTotal === 0 ? 100 : (100 * sync.bytesDone) / sync.bytesTotal;
+  lines.push(
+    ['master_sync_state', sync.state],
+    ['master_sync_total_bytes', sync.bytesTotal],
+    ['master_sync_read_bytes', sync.bytesDone],
+    ['master_sync_left_bytes', Math.max(0, sync.bytesTotal - sync.bytesDone)],
+    ['master_sync_perc', percent.toFixed(2)],
+    ['master_sync_total_keys', sync.keysTotal],
+    ['master_sync_read_keys', sync.keysDone],
+    ['master_sync_rate_bytes_per_sec', Math.round(sync.bytesPerSec)],
+    ['master_sync_eta_ms', sync.etaMs ?? -1],
+  );
+  return lines;
 }
 
 function replicationSection(server: ServerContext): Lines {

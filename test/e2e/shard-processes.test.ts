@@ -314,6 +314,9 @@ async function perform(run: Run, action: Action): Promise<void> {
       const installed = (line: LogLine) => line.event === 'full-sync-installed';
       await shard.process(action.node).line(installed, 0, stallMs);
       note(run, `${action.node} installed a full sync`);
+      const info = await run.clients.info(action.node, ['replication']);
+      expect(info.get('master_sync_state')).toBe('done');
+      expect(info.get('master_sync_in_progress')).toBe('0');
       await untilEligible(shard, run.clients, action.node);
       return;
     }

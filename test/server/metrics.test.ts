@@ -7,12 +7,9 @@
  * Processes run the TypeScript sources through tsx, listen on 127.0.0.1 (client and metrics
  * ports picked by the OS), and are stopped by pid; every wait is bounded.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Histogram, Registry } from 'prom-client';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -29,7 +26,16 @@ import { SimDisk } from '../../src/sim/disk.js';
 import type { Log } from '../../src/storage/log.js';
 import { intent, openLog } from '../storage/helpers.js';
 import { FakeBackend } from './fake-backend.js';
-import { client, removeTemporary, startBackendServer, temporaryDirectory } from './helpers.js';
+import { client, startBackendServer } from './helpers.js';
+import {
+  directory as processDirectory,
+  exitCode,
+  logged,
+  removeDirectories,
+  stopStarted,
+  syncwal,
+  type Started,
+} from './processes.js';
 
 // ---------------------------------------------------------------------------------------------
 // The exposition format, parsed
@@ -316,81 +322,13 @@ describe('metrics registry', () => {
 // ---------------------------------------------------------------------------------------------
 // Real processes
 
-const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url));
-const entry = join(repositoryRoot, 'src', 'cli', 'syncwal.ts');
-const startupMs = 60_000;
-
-interface Started {
-  child: ChildProcess;
-  stdout: string[];
-  stderr: string[];
-  exited: Promise<number | null>;
-}
-
-const started: Started[] = [];
-const directories: string[] = [];
-
-function syncwal(args: readonly string[], env: NodeJS.ProcessEnv = {}): Started {
-  const clean = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('SYNCWAL_')),
-  );
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
-    cwd: repositoryRoot,
-    env: { ...clean, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => stdout.push(line));
-  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const result = { child, stdout, stderr, exited };
-  started.push(result);
-  return result;
-}
-
-/** Waits (bounded) until the process logged `event`, and returns that JSON log line. */
-async function logged(process: Started, event: string): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + startupMs;
-  for (;;) {
-    for (const line of process.stdout) {
-      if (!line.startsWith('{')) continue;
-      const parsed = JSON.parse(line) as Record<string, unknown>;
-      if (parsed['event'] === event) return parsed;
-    }
-    if (process.child.exitCode !== null || Date.now() > deadline) {
-      throw new Error(`no ${event}:\n${[...process.stdout, ...process.stderr].join('\n')}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 async function ports(process: Started): Promise<{ client: number; metrics: number }> {
   const metrics = await logged(process, 'metrics.listening');
   const server = await logged(process, 'server.listening');
   return { client: server['port'] as number, metrics: metrics['port'] as number };
 }
 
-/** Waits for exit (bounded); SIGKILLs it on timeout. */
-async function exitCode(process: Started, timeoutMs = startupMs): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs);
-  });
-  const outcome = await Promise.race([process.exited, timeout]);
-  clearTimeout(timer);
-  if (outcome === 'timeout') {
-    process.child.kill('SIGKILL');
-    throw new Error(`still running after ${timeoutMs} ms`);
-  }
-  return outcome;
-}
-
-function directory(): string {
-  const dir = temporaryDirectory('metrics');
-  directories.push(dir);
-  return dir;
-}
+const directory = () => processDirectory('metrics');
 
 async function redisOn(port: number): Promise<Redis> {
   const redis = new Redis({
@@ -403,18 +341,8 @@ async function redisOn(port: number): Promise<Redis> {
   return redis;
 }
 
-afterEach(async () => {
-  for (const each of started.splice(0)) {
-    if (each.child.exitCode === null && each.child.signalCode === null) {
-      each.child.kill('SIGKILL');
-      await each.exited;
-    }
-  }
-});
-
-afterAll(() => {
-  for (const dir of directories.splice(0)) removeTemporary(dir);
-});
+afterEach(stopStarted);
+afterAll(removeDirectories);
 
 describe('syncwal serve --metrics-port', () => {
   it('serves metrics that move by exactly the writes made', async () => {

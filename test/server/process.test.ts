@@ -7,120 +7,30 @@
  * The processes run the TypeScript sources through tsx (no build needed); every one is
  * stopped by its pid, and every wait is an event with a bounded timeout.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, readdirSync, readSync, closeSync, writeSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { openNode } from '../../src/index.js';
-import { removeTemporary, temporaryDirectory } from './helpers.js';
-
-const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url));
-const entry = join(repositoryRoot, 'src', 'cli', 'syncwal.ts');
-const startupMs = 60_000;
-
-interface Started {
-  child: ChildProcess;
-  stdout: string[];
-  stderr: string[];
-  exited: Promise<number | null>;
-  /** Resolves with the first stdout line (past or future) that matches. */
-  line(pattern: RegExp, timeoutMs?: number): Promise<string>;
-}
-
-const started: Started[] = [];
-const directories: string[] = [];
-
-function syncwal(args: readonly string[], env: NodeJS.ProcessEnv = {}): Started {
-  const clean = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('SYNCWAL_')),
-  );
-  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
-    cwd: repositoryRoot,
-    env: { ...clean, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    stdout.push(line);
-    for (const waiter of waiters.filter((each) => each.pattern.test(line))) {
-      waiters.splice(waiters.indexOf(waiter), 1);
-      waiter.resolve(line);
-    }
-  });
-  createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const line = (pattern: RegExp, timeoutMs = startupMs): Promise<string> => {
-    const seen = stdout.find((each) => pattern.test(each));
-    if (seen !== undefined) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(
-          new Error(`no line ${pattern} in ${timeoutMs} ms:\n${[...stdout, ...stderr].join('\n')}`),
-        );
-      }, timeoutMs);
-      const onExit = (): void => {
-        clearTimeout(timer);
-        reject(new Error(`exited before ${pattern}:\n${[...stdout, ...stderr].join('\n')}`));
-      };
-      void exited.then(onExit);
-      waiters.push({
-        pattern,
-        resolve: (found) => {
-          clearTimeout(timer);
-          resolve(found);
-        },
-      });
-    });
-  };
-  const result = { child, stdout, stderr, exited, line };
-  started.push(result);
-  return result;
-}
-
-/** Waits for exit (bounded); SIGKILLs it on timeout. */
-async function exitCode(process: Started, timeoutMs = startupMs): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs);
-  });
-  const outcome = await Promise.race([process.exited, timeout]);
-  clearTimeout(timer);
-  if (outcome === 'timeout') {
-    process.child.kill('SIGKILL');
-    throw new Error(`still running after ${timeoutMs} ms`);
-  }
-  return outcome;
-}
+import {
+  directory as processDirectory,
+  exitCode,
+  removeDirectories,
+  stopStarted,
+  syncwal,
+  type Started,
+} from './processes.js';
 
 async function listeningPort(process: Started): Promise<number> {
   const line = await process.line(/"event":"server\.listening"/);
   return (JSON.parse(line) as { port: number }).port;
 }
 
-function directory(): string {
-  const dir = temporaryDirectory('process');
-  directories.push(dir);
-  return dir;
-}
+const directory = () => processDirectory('process');
 
-afterEach(async () => {
-  for (const each of started.splice(0)) {
-    if (each.child.exitCode === null && each.child.signalCode === null) {
-      each.child.kill('SIGKILL');
-      await each.exited;
-    }
-  }
-});
-
-afterAll(() => {
-  for (const dir of directories.splice(0)) removeTemporary(dir);
-});
+afterEach(stopStarted);
+afterAll(removeDirectories);
 
 describe('syncwal serve', () => {
   it('shuts down gracefully on SIGTERM; acknowledged writes survive a restart', async () => {
