@@ -41,7 +41,12 @@ export type {
   WriteOptions,
   WriteResult,
 } from './engine/node.js';
-export { NoReplicasError, NotPrimaryError, UnknownOutcomeError } from './engine/errors.js';
+export {
+  NoReplicasError,
+  NotPrimaryError,
+  TryAgainError,
+  UnknownOutcomeError,
+} from './engine/errors.js';
 export type { ReplicationOptions } from './engine/replication-options.js';
 export type { ReplicationStatus } from './engine/replicator.js';
 export type { DurabilityPolicy, AcksMode } from './core/consensus/quorum.js';

@@ -13,6 +13,7 @@
  * | UNKNOWN     | the outcome of an operation is not known (e.g. fenced before it resolved)  |
  * | NOREPLICAS  | the durability policy cannot be met; the write will never be visible      |
  * | NOTPRIMARY  | this node is not the primary; nothing was logged                           |
+ * | TRYAGAIN    | the operation cannot be answered right now without waiting; nothing changed |
  */
 export type ErrorCode =
   | 'INVALID'
@@ -23,7 +24,8 @@ export type ErrorCode =
   | 'CORRUPT'
   | 'UNKNOWN'
   | 'NOREPLICAS'
-  | 'NOTPRIMARY';
+  | 'NOTPRIMARY'
+  | 'TRYAGAIN';
 
 const brand = Symbol.for('syncwal.error');
 

@@ -10,6 +10,16 @@ export class UnknownOutcomeError extends SyncwalError {
   }
 }
 
+/**
+ * TRYAGAIN: a synchronous read that would have to wait (a primary that just took over has not
+ * committed its first record yet, so its state may still lack acknowledged writes).
+ */
+export class TryAgainError extends SyncwalError {
+  constructor(message: string) {
+    super('TRYAGAIN', message);
+  }
+}
+
 /** NOREPLICAS: the write will never become visible (its intent was aborted). */
 export class NoReplicasError extends SyncwalError {
   constructor(message: string) {

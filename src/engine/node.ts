@@ -16,7 +16,7 @@ import type { Clock } from '../ports/clock.js';
 import type { Transport } from '../ports/transport.js';
 import type { Log, LogRecordInput } from '../storage/log.js';
 import { WriteAborts } from './aborts.js';
-import { NoReplicasError, NotPrimaryError, UnknownOutcomeError } from './errors.js';
+import { NoReplicasError, NotPrimaryError, TryAgainError, UnknownOutcomeError } from './errors.js';
 import {
   keyBytes,
   keyNameOf,
@@ -150,6 +150,18 @@ export interface ReplicationParts {
 }
 
 const scanLimitDefault = 100;
+/** Rounds an answer without effects waits for pending writes it read (see #computeNow). */
+const noEffectRoundsMax = 64;
+const noop = (): void => undefined;
+/** Answers without effects remembered for retries (see #noEffectAnswers). */
+const noEffectAnswersMax = 4096;
+
+/** An answer as #earlier hands it to a retry. */
+interface Answered {
+  lsn: number;
+  result: unknown;
+  value: Uint8Array | null;
+}
 
 export type NodeEvent = 'role' | 'fenced' | 'checkpoint' | 'checkpoint-failed' | 'replication';
 
@@ -173,6 +185,16 @@ export class SyncwalNode {
   #checkpointLsn: number;
   #bytesAtCheckpoint: number;
   readonly #view: StateView;
+  /** Attempts with a request id waiting to compute again (see #computeNow), by id. */
+  readonly #recomputing = new Map<string, Promise<Answered>>();
+  /**
+   * Answers without effects to writes with a request id, newest last (at most
+   * `noEffectAnswersMax`): nothing was logged for them, so only this memory lets a retry get
+   * the same answer instead of running again (in memory: not across a restart or failover).
+   */
+  readonly #noEffectAnswers = new Map<string, Answered>();
+  /** The latest pending write the current computation read (see #computeNow). */
+  #readPending: Pending | null = null;
   /** The handlers of every append's promise, made once rather than per write. */
   readonly #whenDurable: (durableLsn: number) => void;
   readonly #whenAppendFailed: (error: unknown) => void;
@@ -185,6 +207,8 @@ export class SyncwalNode {
   #inDoubtAborted: ReplayedIntent[] = [];
   /** Primary: its TERM record; intents before it commit with it and are never aborted. */
   #termStartLsn = 0;
+  /** Primary: its TERM record has not committed yet, so reads wait (#takeOverBarrier). */
+  #takingOver = false;
   /** Writes held back while the primary lets a replica catch the very end. */
   #paused: (() => void)[] = [];
 
@@ -217,6 +241,7 @@ export class SyncwalNode {
       } else {
         this.#aborts = this.#newAborts();
         this.#holdInDoubt(replication.inDoubt);
+        this.#takingOver = this.#state.appliedLsn < replication.termStartLsn;
       }
       this.#replicator = new Replicator({
         options: replication.options,
@@ -302,8 +327,11 @@ export class SyncwalNode {
 
   #read(key: KeyString): ValueString | null {
     const pending = this.#pending.latest(key);
-    if (pending !== null) return pending.valueOf(key);
-    return this.#state.get(key) ?? null;
+    if (pending === null) return this.#state.get(key) ?? null;
+    if (this.#readPending === null || pending.lsn > this.#readPending.lsn) {
+      this.#readPending = pending;
+    }
+    return pending.valueOf(key);
   }
 
   /**
@@ -521,13 +549,90 @@ export class SyncwalNode {
       const meanwhile = requestId === null ? null : this.#earlier(requestId);
       if (meanwhile !== null) return meanwhile;
     }
-    const computed = compute(this.#view);
+    // Synchronous unless an answer without effects must wait (no await before logging).
+    const step = this.#computeNow(compute);
+    if ('wait' in step) {
+      const attempt = this.#recompute(requestId, compute, step.wait);
+      if (requestId === null) return attempt;
+      // A retry while this attempt waits gets this attempt's answer (#earlier).
+      this.#recomputing.set(requestId, attempt);
+      const forget = () => {
+        if (this.#recomputing.get(requestId) === attempt) this.#recomputing.delete(requestId);
+      };
+      attempt.then(forget, forget);
+      return attempt;
+    }
+    return this.#commitComputed(requestId, step.computed);
+  }
+
+  /** Logs what `computed` changes (if anything) and answers once it committed. */
+  async #commitComputed<T>(requestId: string | null, computed: Computed<T>) {
     if (computed.effects.length === 0) {
-      return { lsn: this.#commitLsn, duplicate: false, result: computed.result, value: null };
+      const answer = {
+        lsn: this.#commitLsn,
+        duplicate: false,
+        result: computed.result,
+        value: null,
+      };
+      if (requestId !== null) this.#rememberNoEffect(requestId, answer);
+      return answer;
     }
     const pending = this.#logIntent(computed.effects, requestId);
     await pending.promise;
     return { lsn: pending.lsn, duplicate: false, result: computed.result, value: pending.value };
+  }
+
+  #rememberNoEffect(requestId: string, answer: Answered): void {
+    this.#noEffectAnswers.delete(requestId);
+    this.#noEffectAnswers.set(requestId, answer);
+    if (this.#noEffectAnswers.size > noEffectAnswersMax) {
+      const oldest = this.#noEffectAnswers.keys().next();
+      if (oldest.done !== true) this.#noEffectAnswers.delete(oldest.value);
+    }
+  }
+
+  /** Waits for the pending write an answer without effects read, and computes again. */
+  async #recompute<T>(
+    requestId: string | null,
+    compute: (view: StateView) => Computed<T>,
+    first: Pending,
+  ) {
+    let wait: Pending = first;
+    for (let round = 0; round < noEffectRoundsMax; round++) {
+      await wait.promise.then(noop, noop);
+      this.#checkWritable();
+      const step = this.#computeNow(compute);
+      if (!('wait' in step)) return this.#commitComputed(requestId, step.computed);
+      wait = step.wait;
+    }
+    throw new UnknownOutcomeError('the keys kept changing; nothing was written, try again');
+  }
+
+  /**
+   * One computation against committed state plus the pending writes: its answer, or the
+   * pending write an answer without effects rests on. An answer with effects may rest on
+   * pending writes (if one aborts, the ABORT covers every later intent, this one too); one
+   * without effects (a CAS miss, a delete of nothing, an INCR refused INVALID) is logged
+   * nowhere, so it must wait for the pending writes it read to resolve and be computed again
+   * (the linearizability checker found answers read from writes that then aborted).
+   */
+  #computeNow<T>(
+    compute: (view: StateView) => Computed<T>,
+  ): { computed: Computed<T> } | { wait: Pending } {
+    this.#readPending = null;
+    try {
+      const computed = compute(this.#view);
+      // Set by #read during compute (TypeScript cannot see that).
+      const read = this.#readPending as Pending | null;
+      if (computed.effects.length > 0 || read === null) return { computed };
+      return { wait: read };
+    } catch (error: unknown) {
+      const read = this.#readPending as Pending | null;
+      if (read === null) throw error;
+      return { wait: read };
+    } finally {
+      this.#readPending = null;
+    }
   }
 
   /**
@@ -536,6 +641,17 @@ export class SyncwalNode {
    */
   #earlier(requestId: string) {
     type Earlier = { lsn: number; duplicate: true; result: null; value: Uint8Array | null };
+    // The answer's own result (a CAS miss, `deleted: false`) goes back to the retry.
+    const again = (answer: Answered): Earlier => ({
+      lsn: answer.lsn,
+      duplicate: true,
+      result: answer.result as null,
+      value: answer.value,
+    });
+    const recomputing = this.#recomputing.get(requestId);
+    if (recomputing !== undefined) return recomputing.then(again);
+    const noEffect = this.#noEffectAnswers.get(requestId);
+    if (noEffect !== undefined) return Promise.resolve(again(noEffect));
     const known = this.#ids.get(requestId);
     const inflight = this.#pendingIds.get(requestId);
     // A retry logged after an earlier attempt was aborted is the one that counts (cluster
@@ -744,6 +860,7 @@ export class SyncwalNode {
   }
 
   #wakeWaiters(): void {
+    if (this.#takingOver && this.#state.appliedLsn >= this.#termStartLsn) this.#takingOver = false;
     if (this.#waiters.length === 0) return;
     const applied = this.#state.appliedLsn;
     const ready = this.#waiters.filter((waiter) => waiter.lsn <= applied);
@@ -780,9 +897,13 @@ export class SyncwalNode {
   get(key: KeyInput, options?: ReadOptions): Promise<Buffer | null> {
     try {
       // The common case needs no wait: answer with an already-settled promise.
-      if (options?.read === undefined) return Promise.resolve(this.getSync(key));
+      if (options?.read === undefined && !this.#takingOver) {
+        return Promise.resolve(this.getSync(key));
+      }
       const name = this.#readName(key);
-      return this.#readBarrier(options.read).then(() => this.#committedCopy(name));
+      return this.#takeOverBarrier()
+        .then(() => this.#readBarrier(options?.read))
+        .then(() => this.#committedCopy(name));
     } catch (error: unknown) {
       return Promise.reject(error);
     }
@@ -792,9 +913,14 @@ export class SyncwalNode {
    * `get` without the promise: the committed value of `key` (a fresh copy) or null, right now.
    * The same answer as `get(key)` with the default read mode, which on a single node never has
    * to wait; it saves the promise and the `await` (about a third of an in-process get). Errors
-   * (CLOSED, INVALID) are thrown instead of rejected.
+   * (CLOSED, INVALID) are thrown instead of rejected, and a replicated primary that just took
+   * over throws TRYAGAIN until its first record commits (its state may lack acknowledged
+   * writes of the term before until then; `get` waits instead).
    */
   getSync(key: KeyInput): Buffer | null {
+    if (this.#takingOver) {
+      throw new TryAgainError('this primary has not committed its first record yet; use get()');
+    }
     return this.#committedCopy(this.#readName(key));
   }
 
@@ -811,9 +937,23 @@ export class SyncwalNode {
     return value === undefined ? null : valueBytes(value);
   }
 
+  /**
+   * A replicated primary that just took over has not applied the previous term's tail yet: its
+   * reads wait until its TERM record commits (Raft's rule: a new leader serves reads once it
+   * committed an entry of its term). Found by the linearizability checker.
+   */
+  #takeOverBarrier(): Promise<void> {
+    if (!this.#takingOver) return Promise.resolve();
+    if (this.#failure !== null) return Promise.reject(new UnknownOutcomeError('node is fenced'));
+    return new Promise<void>((resolve, reject) => {
+      this.#waiters.push({ lsn: this.#termStartLsn, resolve, reject });
+    });
+  }
+
   /** One page of committed entries in key order (prefix and/or [start, end) range). */
   async scan(options: ScanOptions = {}): Promise<ScanPage> {
     this.#checkOpen();
+    await this.#takeOverBarrier();
     const limit = options.limit ?? scanLimitDefault;
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > this.#options.scanLimitMax) {
       throw new InvalidError(`limit must be in [1, ${this.#options.scanLimitMax}]`);

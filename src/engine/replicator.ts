@@ -2,7 +2,12 @@ import { assert } from '../core/assert.js';
 import { SyncwalError } from '../core/errors.js';
 import { peekFrames, TermIndex } from '../core/consensus/frames.js';
 import { Follower, type FollowerAction } from '../core/consensus/follower.js';
-import type { Hello, PeerMessage } from '../core/consensus/messages.js';
+import type {
+  Hello,
+  PeerMessage,
+  SnapshotBegin,
+  SnapshotChunk,
+} from '../core/consensus/messages.js';
 import { Primary, type PrimaryAction, type ReplicaStatus } from '../core/consensus/primary.js';
 import type { DurabilityPolicy } from '../core/consensus/quorum.js';
 import type { CheckpointStore } from '../ports/checkpoint.js';
@@ -77,7 +82,9 @@ export class Replicator {
   readonly #primary: Primary | null;
   readonly #follower: Follower | null;
   readonly #senders: SnapshotSenders | null = null;
-  readonly #receiver: SnapshotReceiver | null = null;
+  /** Replica: the full sync receiver (replaced when the link to the primary drops). */
+  #receiver: SnapshotReceiver | null = null;
+  readonly #store: CheckpointStore;
   #storage: Promise<void> = Promise.resolve();
   #cancelTick: (() => void) | null = null;
   #closed = false;
@@ -104,6 +111,7 @@ export class Replicator {
     this.#clock = init.clock;
     this.#logger = init.options.logger;
     this.#hooks = init.hooks;
+    this.#store = init.store;
     const options = init.options;
     if (options.role === 'primary') {
       this.#primary = new Primary(
@@ -147,7 +155,7 @@ export class Replicator {
         commitLsn: init.commitLsn,
         terms: init.terms,
       });
-      this.#receiver = this.#newReceiver(init.store);
+      this.#receiver = this.#newReceiver();
     }
     this.#primary?.setTime(init.clock.now());
     this.#transport.onMessage((from, message) => this.#onMessage(from, message));
@@ -165,16 +173,58 @@ export class Replicator {
       const follower = this.#follower;
       // Only the primary this replica follows, in its term, may replace its state.
       if (follower !== null && from === follower.primary && message.term === follower.term) {
-        this.#receiver?.step(from, message, now);
+        this.#receiveSnapshot(from, message, now, follower);
       }
     } else if (this.#primary !== null) {
       this.#primary.step(from, message);
-    } else if (this.#receiver?.state !== 'installing') {
+    } else if (this.#receiver?.state !== 'installing' && this.#follower !== null) {
       // While a snapshot installs, the log and the state are being replaced: the primary
       // sends nothing else meanwhile, so whatever arrives is stale.
-      this.#follower?.step(from, message);
+      const term = this.#follower.term;
+      this.#follower.step(from, message);
+      if (this.#follower.term !== term) this.#replaceReceiver(`term ${this.#follower.term} began`);
     }
     this.#drain();
+  }
+
+  /**
+   * Replica: a snapshot message. A Begin at or below this replica's commit point is answered
+   * "installed" at once: it already holds that state and the log after it matches the
+   * primary's (records in flight arrived after the primary chose the snapshot), so the
+   * primary can ship the log from the snapshot's LSN on. While a snapshot is received, the
+   * commit point stays at or below its LSN.
+   */
+  #receiveSnapshot(
+    from: string,
+    message: SnapshotBegin | SnapshotChunk,
+    now: number,
+    follower: Follower,
+  ): void {
+    const receiver = this.#receiver;
+    if (receiver === null) return;
+    const active = receiver.progress(now);
+    const known = active !== null && active.snapshotId === message.snapshotId;
+    if (message.type === 'snapshot-begin' && !known && message.snapshotLsn <= follower.commitLsn) {
+      this.#logger.info('full-sync-skipped', {
+        snapshotId: message.snapshotId,
+        lsn: message.snapshotLsn,
+        commitLsn: follower.commitLsn,
+      });
+      this.#transport.send(from, {
+        type: 'snapshot-ack',
+        term: message.term,
+        from: this.#options.nodeId,
+        snapshotId: message.snapshotId,
+        stream: message.streams,
+        seq: 0,
+        installed: true,
+      });
+      return;
+    }
+    receiver.step(from, message, now);
+    const state = receiver.state;
+    const receiving = state === 'begin' || state === 'streaming' || state === 'installing';
+    follower.limitCommit(receiving ? (receiver.progress(now)?.lsn ?? null) : null);
   }
 
   #newSenders(): SnapshotSenders {
@@ -205,8 +255,9 @@ export class Replicator {
    * before committing (the two must not overlap), and the log is reset on the storage chain,
    * after the appends already queued there.
    */
-  #newReceiver(store: CheckpointStore): SnapshotReceiver {
+  #newReceiver(): SnapshotReceiver {
     const hooks = this.#hooks;
+    const store = this.#store;
     const installing: CheckpointStore = {
       load: () => store.load(),
       apply: (batch) => store.apply(batch),
@@ -225,6 +276,7 @@ export class Replicator {
       log: { resetTo: (base) => this.#resetLog(base) },
       onInstalled: (installed) => this.#installed(installed),
       onFailed: (error, snapshotId) => {
+        this.#follower?.limitCommit(null);
         this.#logger.warn('full-sync-failed', {
           snapshotId,
           code: error.code,
@@ -233,6 +285,23 @@ export class Replicator {
         this.#hooks.event('full-sync-failed', { snapshotId, reason: error.message });
       },
       options: this.#options.fullSyncReceiver,
+    });
+  }
+
+  /**
+   * Abandons the snapshot being received (its sender is gone with the link or the term): a
+   * new receiver takes over once the old one's store calls settled, and the commit point is
+   * free again. An install already committing finishes locally.
+   */
+  #replaceReceiver(reason: string): void {
+    const old = this.#receiver;
+    const state = old?.state ?? null;
+    if (old === null || state === null || state === 'done' || state === 'failed') return;
+    this.#logger.info('full-sync-abandoned', { reason });
+    this.#receiver = null;
+    this.#follower?.limitCommit(null);
+    void old.close().then(() => {
+      if (!this.#closed) this.#receiver = this.#newReceiver();
     });
   }
 
@@ -248,6 +317,7 @@ export class Replicator {
   async #installed(installed: InstalledSnapshot): Promise<void> {
     await this.#hooks.installed(installed);
     this.#follower?.reset({ lsn: installed.lsn, term: installed.term });
+    this.#follower?.limitCommit(null);
     this.#logger.info('full-sync-installed', { ...installed });
     this.#hooks.event('full-sync-installed', { ...installed });
   }
@@ -285,7 +355,10 @@ export class Replicator {
       if (up && event.hello !== undefined) this.#primary.peerUp(peer, event.hello);
       if (!up) this.#primary.peerDown(peer);
     }
-    if (this.#follower !== null && !up) this.#follower.disconnected(peer);
+    if (this.#follower !== null && !up) {
+      if (peer === this.#follower.primary) this.#replaceReceiver('the link to the primary dropped');
+      this.#follower.disconnected(peer);
+    }
     this.#drain();
   }
 

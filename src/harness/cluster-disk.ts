@@ -7,6 +7,8 @@ export interface DiskEvents {
   segmentRead(): void;
   datasyncFailed(): void;
   writeFailed(): void;
+  /** A log segment is about to be deleted (prefix truncation, or a full sync's log reset). */
+  segmentRemoving(path: string): void;
   /** A log segment was deleted (prefix truncation after a checkpoint). */
   segmentRemoved(): void;
   /** A suffix truncation began (its marker file was put in place). */
@@ -18,6 +20,7 @@ export const quietDiskEvents: DiskEvents = {
   segmentRead: () => undefined,
   datasyncFailed: () => undefined,
   writeFailed: () => undefined,
+  segmentRemoving: () => undefined,
   segmentRemoved: () => undefined,
   truncationStarted: () => undefined,
 };
@@ -92,6 +95,7 @@ export class CountingDisk implements Disk {
     return this.#inner.mkdir(dir);
   }
   async remove(path: string): Promise<void> {
+    if (path.endsWith('.wal')) this.events.segmentRemoving(path);
     await this.#inner.remove(path);
     if (path.endsWith('.wal')) this.events.segmentRemoved();
   }

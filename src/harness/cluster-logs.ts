@@ -115,6 +115,14 @@ export function readLog(disk: SimDisk, walDir: string, view: SimView = 'visible'
   return { frames, problem: null };
 }
 
+/** The records of one segment file as `view` holds it (SEALs skipped). */
+export function readSegment(disk: SimDisk, path: string, view: SimView = 'visible'): ReadLog {
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  const firstLsn = parseSegmentName(name);
+  if (firstLsn === null) return { frames: [], problem: `${path} is not a segment` };
+  return scanFile(disk, { path, firstLsn }, view, undefined);
+}
+
 /**
  * The record at `lsn` as `view` holds it, or null. Reads only the segment that would hold it
  * (a full scan per acknowledged write would cost too much).
@@ -143,8 +151,9 @@ export function logDifference(
   right: readonly LogFrame[],
   lsnLast: number,
 ): string | null {
-  const leftFirst = left[0]?.lsn ?? 1;
-  const rightFirst = right[0]?.lsn ?? 1;
+  // An empty log (a replica's right after a full sync reset it) holds nothing to compare.
+  const leftFirst = left[0]?.lsn ?? lsnLast + 1;
+  const rightFirst = right[0]?.lsn ?? lsnLast + 1;
   const from = Math.max(leftFirst, rightFirst);
   for (let lsn = from; lsn <= lsnLast; lsn++) {
     const a = left[lsn - leftFirst];

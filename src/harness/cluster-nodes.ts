@@ -16,6 +16,7 @@ import { SimCheckpointDevice } from '../sim/checkpoint.js';
 import { SimDisk, type CrashMode } from '../sim/disk.js';
 import type { SimScheduler } from '../sim/scheduler.js';
 import { CountingDisk, quietDiskEvents } from './cluster-disk.js';
+import { readLog, readSegment } from './cluster-logs.js';
 import {
   fail,
   failure,
@@ -55,6 +56,8 @@ function harnessLogger(h: ClusterHarness, slot: Slot, life: { alive: boolean }):
     if (!life.alive) return;
     if (event === 'eligibility-granted') h.counters.eligibilityGrants += 1;
     if (event === 'eligibility-revoked') h.counters.eligibilityRevokes += 1;
+    if (event === 'full-sync-installed') h.counters.fullSyncsInstalled += 1;
+    if (event === 'full-sync-failed') h.counters.fullSyncsFailed += 1;
     if (event === 'peer-up' || event === 'peer-down') return;
     if (level === 'debug') return;
     const detail = fields === undefined ? '' : ` ${JSON.stringify(fields)}`;
@@ -69,7 +72,7 @@ function nodeOptions(h: ClusterHarness, slot: Slot, life: { alive: boolean }) {
     dir: slot.dir,
     nodeId: slot.id,
     segmentSizeBytes: config.segmentSizeBytes,
-    checkpointLogBytes: 0,
+    checkpointLogBytes: config.checkpointLogBytes,
     replication: {
       shardId,
       members: [...h.members],
@@ -83,6 +86,8 @@ function nodeOptions(h: ClusterHarness, slot: Slot, life: { alive: boolean }) {
       heartbeatIntervalMs: config.heartbeatIntervalMs,
       clock: incarnationClock(h.scheduler, life),
       logger: harnessLogger(h, slot, life),
+      logRetainRecords: config.logRetainRecords,
+      fullSync: config.fullSync,
     },
   };
 }
@@ -99,6 +104,12 @@ function watchDisk(h: ClusterHarness, slot: Slot, life: { alive: boolean }): voi
       if (!life.alive) return;
       if (slot.id === h.primaryId) h.counters.primaryFsyncFailures += 1;
       else h.counters.replicaFsyncFailures += 1;
+    },
+    segmentRemoving: (path) => {
+      // Only the primary's prefix truncation removes committed records for good (a replica's
+      // full sync may remove an uncommitted tail with its old log).
+      if (!life.alive || slot.id !== h.primaryId) return;
+      for (const frame of readSegment(slot.disk, path).frames) h.archive.set(frame.lsn, frame);
     },
     truncationStarted: () => {
       if (!life.alive) return;
@@ -151,6 +162,9 @@ function joined(h: ClusterHarness, slot: Slot, node: ClusterNode): void {
     slot.fenceCrashAt = h.scheduler.now + h.nemesis.range(0, 100);
     note(h, `${slot.id} FENCED: ${String(error)}`);
   });
+  node.on('checkpoint', () => {
+    if (slot.life === life) h.counters.checkpoints += 1;
+  });
   const info = node.info();
   note(
     h,
@@ -202,9 +216,11 @@ export function crashNode(h: ClusterHarness, slot: Slot, why: string, mode?: Cra
   );
 }
 
-/** The replica loses its whole disk (behind `replicaWipeEnabled`): it must rejoin from nothing. */
+/** The replica loses its whole disk: it must rejoin from nothing (full sync, DESIGN §5). */
 export function wipeNode(h: ClusterHarness, slot: Slot): void {
   crashNode(h, slot, 'disk wiped', 'clean');
+  const logged = readLog(slot.disk, `${slot.dir}/wal`, 'durable').frames.at(-1)?.lsn ?? 0;
+  slot.heldBeforeWipe = Math.max(slot.heldBeforeWipe, slot.device.appliedLsn, logged);
   slot.disk = new SimDisk({
     seed: h.nemesis.fork().seed,
     scheduler: h.scheduler,

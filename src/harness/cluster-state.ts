@@ -9,9 +9,16 @@ import { SimDisk } from '../sim/disk.js';
 import { SimNetwork } from '../sim/network.js';
 import { Random } from '../sim/random.js';
 import { SimScheduler } from '../sim/scheduler.js';
-import type { BatchItem, ReadHistory, ScanHistory, WriteHistory } from './cluster-model.js';
+import type {
+  BatchItem,
+  ReadHistory,
+  ScanHistory,
+  WriteAttempt,
+  WriteHistory,
+} from './cluster-model.js';
 import { clusterConfig, type ClusterConfig } from './cluster-workload.js';
 import { CountingDisk } from './cluster-disk.js';
+import type { LogFrame } from './cluster-logs.js';
 import { SimulationFailure } from './engine-sim.js';
 
 /**
@@ -43,7 +50,7 @@ export interface ClusterNode {
   /** Null only on a node opened without replication (never in this harness). */
   replication(): ReplicationFacts | null;
   setDurabilityPolicy(policy: { acks?: 'quorum' | 'all'; minReplicas?: number }): unknown;
-  on(event: 'fenced', listener: (value: unknown) => void): unknown;
+  on(event: 'fenced' | 'checkpoint', listener: (value: unknown) => void): unknown;
   close(): Promise<void>;
 }
 
@@ -123,7 +130,11 @@ export const clusterCounterNames = [
   'fullOutages',
   'logRecordsCompared',
   'replicaWipes',
+  'fullSyncsInstalled',
+  'fullSyncsFailed',
+  'checkpoints',
   'afterReadsRefused',
+  'linearizabilityChecked',
 ] as const;
 
 export type ClusterCounterName = (typeof clusterCounterNames)[number];
@@ -199,6 +210,13 @@ export interface Slot {
   /** A crash the nemesis decided on, waiting (until then) for unsynced written data. */
   crashArmedUntil: number | null;
   slowUntil: number | null;
+  /**
+   * The highest LSN its disk held durably when the nemesis wiped it (0: never wiped). Records
+   * up to it still count as held there when a write is answered (first time or on a retry):
+   * the primary may have counted that copy just before the wipe, and losing a disk is a
+   * failure the quorum absorbs, not a broken acknowledgement.
+   */
+  heldBeforeWipe: number;
 }
 
 export interface Client {
@@ -251,6 +269,25 @@ export interface ClusterHarness {
   trace: Trace;
   failure: string | null;
   quiescing: boolean;
+  /**
+   * Committed records the primary deleted from its log (prefix truncation after a checkpoint),
+   * by LSN: the history check replays them with the log that is left.
+   */
+  archive: Map<number, LogFrame>;
+  calls: CallTimes;
+}
+
+/**
+ * When client operations were called and answered, for the linearizability check
+ * (cluster-clients.ts records them, `clientOperations` turns them into its history).
+ */
+export interface CallTimes {
+  /** Ticks once at every call and every answer: their real-time order. */
+  clock: number;
+  /** Each write attempt's call and answer (null: no answer came). */
+  writes: Map<WriteAttempt, { called: number; returned: number | null }>;
+  /** Reads the primary answered (replica reads are not linearizable: see cluster-clients.ts). */
+  reads: { label: string; key: string; value: string | null; called: number; returned: number }[];
 }
 
 export const shardId = 'sim-shard';
@@ -289,6 +326,7 @@ export function createClusterHarness(seed: number, options: ClusterSeedOptions):
       fenceCrashAt: null,
       crashArmedUntil: null,
       slowUntil: null,
+      heldBeforeWipe: 0,
     };
   });
   const clients = Array.from({ length: config.clients }, (_, id) => ({
@@ -324,6 +362,8 @@ export function createClusterHarness(seed: number, options: ClusterSeedOptions):
     trace: new Trace(options.trace === true),
     failure: null,
     quiescing: false,
+    archive: new Map(),
+    calls: { clock: 0, writes: new Map(), reads: [] },
   };
 }
 

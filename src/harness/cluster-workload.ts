@@ -6,12 +6,6 @@
 import type { Random } from '../sim/random.js';
 import type { BatchItem, Command } from './cluster-model.js';
 
-/**
- * Flip to true once full sync is wired (issue #4, item 5): the nemesis then also wipes a
- * replica's whole disk, and the replica must rejoin from nothing.
- */
-export const replicaWipeEnabled = false;
-
 export interface ClusterRates {
   /** Per step: crash a replica (power loss, unsynced data may be lost or torn). */
   replicaCrash: number;
@@ -50,6 +44,11 @@ export interface ClusterConfig {
   /** Longest a crashed node stays down, in virtual ms. */
   downMsMax: number;
   rates: ClusterRates;
+  /** Automatic checkpoints every this many log bytes (0: none, the log keeps everything). */
+  checkpointLogBytes: number;
+  /** Records the primary keeps behind its checkpoint for laggards (then: full sync). */
+  logRetainRecords: number;
+  fullSync: { streams: number; chunkBytes: number; retransmitMs: number; stallMs: number };
 }
 
 /** Draws a seed's shape. */
@@ -77,6 +76,14 @@ export function clusterConfig(random: Random): ClusterConfig {
     faultMsMax: random.pick([200, 800, 3000]),
     downMsMax: random.pick([100, 600, 2500]),
     rates: clusterRates(random, maybe),
+    checkpointLogBytes: maybe(0.7, [2048, 8192, 32768]),
+    logRetainRecords: random.pick([0, 10, 100, 2000]),
+    fullSync: {
+      streams: random.range(1, 4),
+      chunkBytes: random.pick([1024, 4096, 65536]),
+      retransmitMs: random.pick([50, 200, 1000]),
+      stallMs: random.pick([1000, 5000]),
+    },
   };
 }
 
@@ -96,7 +103,9 @@ function clusterRates(
     replicaFsyncFault: maybe(0.4, [1 / 600, 1 / 2000]),
     primaryFsyncFault: maybe(0.25, [1 / 1500, 1 / 4000]),
     policyChange: maybe(0.7, [1 / 150, 1 / 600]),
-    replicaWipe: replicaWipeEnabled ? maybe(0.3, [1 / 1500, 1 / 4000]) : 0,
+    // A wiped replica rejoins from nothing: by full sync once the primary's log no longer
+    // starts at LSN 1.
+    replicaWipe: maybe(0.3, [1 / 1500, 1 / 4000]),
     retry: random.pick([0.03, 0.1]),
   };
 }

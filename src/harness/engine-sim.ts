@@ -586,7 +586,10 @@ function settleOk(h: Harness, attempt: Attempt, answer: Answer): void {
   note(h, `c${attempt.client.id} ${record.requestId} -> ok ${what}lsn ${answer.lsn}${value}`);
   if (attempt.fencedAtInvoke) fail(h, `${record.requestId} was invoked on a fenced node: OK`);
   if (!answer.effect) {
-    if (answer.duplicate) fail(h, `${record.requestId}: a duplicate answer without effect`);
+    // A retry of a write answered without effect gets that answer again (remembered).
+    if (answer.duplicate && record.committedLsn !== null) {
+      fail(h, `${record.requestId}: answered without effect, yet committed`);
+    }
     record.noop = true;
     return;
   }

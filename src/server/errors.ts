@@ -17,6 +17,7 @@ import { reply } from './resp/reply.js';
  * | NOSPACE     | `NOSPACE`    | ours: disk full; nothing was logged; retry later             |
  * | CORRUPT     | `CORRUPT`    | ours: stored data failed verification                        |
  * | LOCKED      | `LOCKED`     | ours: the data directory is held by another process          |
+ * | TRYAGAIN    | `TRYAGAIN`   | a primary that just took over is not serving reads yet       |
  * | (none)      | `ERR`        | a bug; logged with its stack                                 |
  */
 export const errorPrefixes: Readonly<Record<string, string>> = {
@@ -29,6 +30,7 @@ export const errorPrefixes: Readonly<Record<string, string>> = {
   NOSPACE: 'NOSPACE',
   CORRUPT: 'CORRUPT',
   LOCKED: 'LOCKED',
+  TRYAGAIN: 'TRYAGAIN',
 };
 
 function codeOf(error: unknown): string | null {

@@ -128,6 +128,58 @@ describe('replicated shard on the simulated network', () => {
   });
 });
 
+describe('linearizable answers on a replicated primary (decision 0004)', () => {
+  it('a restarted primary reads only once its TERM record committed', async () => {
+    const s = shard(21);
+    const nodes = await openAll(s);
+    let a = nodes.get('a')!;
+    await s.drive(a.put('x', 'acknowledged'));
+    await s.drive(a.close());
+    s.network.block('a', 'b');
+    s.network.block('a', 'c');
+    a = await s.drive(s.open('a'));
+    expect(() => a.getSync('x')).toThrow(expect.objectContaining({ code: 'TRYAGAIN' }));
+    let read: string | null | undefined;
+    void a.get('x').then((value) => (read = text(value)));
+    await s.settle(200);
+    expect(read).toBeUndefined();
+    s.network.unblock('a', 'b');
+    s.network.unblock('a', 'c');
+    await s.settle(300);
+    expect(read).toBe('acknowledged');
+    expect(text(a.getSync('x'))).toBe('acknowledged');
+    for (const node of [a, nodes.get('b')!, nodes.get('c')!]) await s.drive(node.close());
+  });
+
+  it('a CAS that misses waits for the pending write it read, and sees it abort', async () => {
+    const s = shard(22);
+    const nodes = await openAll(s);
+    const a = nodes.get('a')!;
+    s.network.block('a', 'b');
+    s.network.block('a', 'c');
+    const doomed = a.put('k', 'never', { requestId: 'doomed' });
+    doomed.catch(() => undefined);
+    // Reads the pending 'never': a miss, but not answered from a write that may abort.
+    let answer: { ok: boolean; current: Uint8Array | null } | undefined;
+    void a
+      .compareAndSet('k', 'other', 'next', { requestId: 'cas' })
+      .then((result) => (answer = result));
+    await s.settle(100);
+    expect(answer).toBeUndefined();
+    const retry = a.compareAndSet('k', 'other', 'next', { requestId: 'cas' });
+    await s.settle(700);
+    s.network.unblock('a', 'b');
+    s.network.unblock('a', 'c');
+    await expect(s.drive(doomed)).rejects.toMatchObject({ code: 'NOREPLICAS' });
+    await s.settle(100);
+    expect(answer).toMatchObject({ ok: false, current: null });
+    // The retry joined the first attempt: the same answer, nothing run twice.
+    expect(await s.drive(retry)).toMatchObject({ ok: false, current: null, duplicate: true });
+    expect(a.getSync('k')).toBeNull();
+    for (const node of nodes.values()) await s.drive(node.close());
+  });
+});
+
 describe('full sync on the simulated network', () => {
   /** A shard whose primary checkpoints often and keeps little log for laggards. */
   function syncShard(seed: number) {

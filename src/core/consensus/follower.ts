@@ -49,6 +49,8 @@ export class Follower {
   #announced: number[] = [];
   #eligible = false;
   #eligibleSet: string[] = [];
+  /** While a full sync to this LSN is received, the commit point stays at or below it. */
+  #commitLimit = Infinity;
   readonly #terms: TermIndex;
   #out: FollowerAction[] = [];
 
@@ -115,6 +117,15 @@ export class Follower {
     this.#announced = [];
     this.#ackSent = -1;
     this.#terms.reset(base);
+  }
+
+  /**
+   * A full sync at `lsn` is being received (null: none): the commit point must not pass it, or
+   * installing the snapshot would take the replica's state back.
+   */
+  limitCommit(lsn: number | null): void {
+    assert(lsn === null || lsn >= this.#commitLsn, 'a limit at or above the commit point');
+    this.#commitLimit = lsn ?? Infinity;
   }
 
   /** The log made everything through `lsn` durable. */
@@ -250,7 +261,7 @@ export class Follower {
       // Bounded: dropping the oldest points only delays applying, never misapplies.
       if (announced.length > announcedMax) announced.splice(0, announced.length - announcedMax);
     }
-    const limit = Math.min(this.#matchLsn, this.#durableLsn, this.#lastLsn);
+    const limit = Math.min(this.#matchLsn, this.#durableLsn, this.#lastLsn, this.#commitLimit);
     let lsn = this.#commitLsn;
     let taken = 0;
     while (taken < announced.length && (announced[taken] ?? Infinity) <= limit) {
