@@ -91,9 +91,11 @@ describe('frame codec', () => {
     expect(decoded.kind).toBe('bad');
   });
 
-  it('detects every single-bit flip in every frame shape, and locates it', () => {
+  it('detects every single-bit flip in every frame shape, and locates it', async () => {
     let flips = 0;
     for (const length of shapes) {
+      // Seconds of work: let the test runner's messages through between shapes.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       const { bytes } = encodeFrame({
         type: RecordType.Intent,
         term: 3,
