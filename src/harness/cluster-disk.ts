@@ -1,4 +1,5 @@
-import type { Disk, DiskLock, FileHandle, OpenMode, OpenOptions } from '../ports/disk.js';
+import type { Disk, FileHandle, OpenMode, OpenOptions } from '../ports/disk.js';
+import { ForwardingDisk } from '../ports/forwarding-disk.js';
 import { truncationMarkerName } from '../storage/truncation-marker.js';
 
 /** What a CountingDisk reports to the harness (set per node; defaults do nothing). */
@@ -31,17 +32,16 @@ export const quietDiskEvents: DiskEvents = {
  * truncations of a divergent tail, log reads for catch-up), and knows whether written data is
  * not yet synced (the nemesis aims power losses there).
  */
-export class CountingDisk implements Disk {
-  readonly #inner: Disk;
+export class CountingDisk extends ForwardingDisk {
   readonly #unsynced = new Set<FileHandle>();
   events: DiskEvents = quietDiskEvents;
 
   constructor(inner: Disk) {
-    this.#inner = inner;
+    super(inner);
   }
 
-  async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
-    const handle = await this.#inner.open(path, mode, options);
+  override async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
+    const handle = await this.inner.open(path, mode, options);
     const unsynced = this.#unsynced;
     const segment = path.endsWith('.wal');
     return {
@@ -88,31 +88,13 @@ export class CountingDisk implements Disk {
     this.#unsynced.clear();
   }
 
-  list(dir: string): Promise<string[]> {
-    return this.#inner.list(dir);
-  }
-  mkdir(dir: string): Promise<void> {
-    return this.#inner.mkdir(dir);
-  }
-  async remove(path: string): Promise<void> {
+  override async remove(path: string): Promise<void> {
     if (path.endsWith('.wal')) this.events.segmentRemoving(path);
-    await this.#inner.remove(path);
+    await this.inner.remove(path);
     if (path.endsWith('.wal')) this.events.segmentRemoved();
   }
-  async rename(source: string, target: string): Promise<void> {
-    await this.#inner.rename(source, target);
+  override async rename(source: string, target: string): Promise<void> {
+    await this.inner.rename(source, target);
     if (target.endsWith(`/${truncationMarkerName}`)) this.events.truncationStarted();
-  }
-  syncDir(dir: string): Promise<void> {
-    return this.#inner.syncDir(dir);
-  }
-  size(path: string): Promise<number | null> {
-    return this.#inner.size(path);
-  }
-  freeBytes(dir: string): Promise<number> {
-    return this.#inner.freeBytes(dir);
-  }
-  lock(dir: string): Promise<DiskLock> {
-    return this.#inner.lock(dir);
   }
 }

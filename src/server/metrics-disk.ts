@@ -1,7 +1,8 @@
 import { assert } from '../core/assert.js';
 import { RecordType } from '../core/format/frame.js';
 import { frameAlignmentBytes, frameHeaderBytes } from '../core/limits.js';
-import type { Disk, DiskLock, FileHandle, OpenMode, OpenOptions } from '../ports/disk.js';
+import { ForwardingDisk } from '../ports/forwarding-disk.js';
+import type { Disk, FileHandle, OpenMode, OpenOptions } from '../ports/disk.js';
 
 /**
  * A Disk decorator that measures the log's hot path for the metrics endpoint, through the
@@ -143,56 +144,19 @@ class MeasuredHandle implements FileHandle {
 }
 
 /** The disk the node runs on, with the log's segment writes and fdatasyncs measured. */
-export class MeasuredDisk implements Disk {
-  readonly #inner: Disk;
+export class MeasuredDisk extends ForwardingDisk {
   readonly #observer: LogIoObserver;
   readonly #nowMs: () => number;
 
   constructor(options: { disk: Disk; observer: LogIoObserver; monotonicMs: () => number }) {
-    this.#inner = options.disk;
+    super(options.disk);
     this.#observer = options.observer;
     this.#nowMs = options.monotonicMs;
   }
 
-  get blocking(): boolean {
-    return this.#inner.blocking === true;
-  }
-
-  async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
-    const handle = await this.#inner.open(path, mode, options);
+  override async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
+    const handle = await this.inner.open(path, mode, options);
     const measured = mode === 'write' && options?.background !== true && path.endsWith('.wal');
     return measured ? new MeasuredHandle(handle, this.#observer, this.#nowMs) : handle;
-  }
-
-  list(dir: string): Promise<string[]> {
-    return this.#inner.list(dir);
-  }
-
-  mkdir(dir: string): Promise<void> {
-    return this.#inner.mkdir(dir);
-  }
-
-  remove(path: string): Promise<void> {
-    return this.#inner.remove(path);
-  }
-
-  rename(source: string, target: string): Promise<void> {
-    return this.#inner.rename(source, target);
-  }
-
-  syncDir(dir: string): Promise<void> {
-    return this.#inner.syncDir(dir);
-  }
-
-  size(path: string): Promise<number | null> {
-    return this.#inner.size(path);
-  }
-
-  freeBytes(dir: string): Promise<number> {
-    return this.#inner.freeBytes(dir);
-  }
-
-  lock(dir: string): Promise<DiskLock> {
-    return this.#inner.lock(dir);
   }
 }

@@ -23,7 +23,8 @@
  * with a synchronous write to a pipe, so a report can never lag the engine acting on what it
  * reports: once the parent holds an ack, it holds every sync report the ack depended on.
  */
-import type { Disk, DiskLock, FileHandle, OpenMode, OpenOptions } from '../../src/ports/disk.js';
+import type { Disk, FileHandle, OpenMode, OpenOptions } from '../../src/ports/disk.js';
+import { ForwardingDisk } from '../../src/ports/forwarding-disk.js';
 
 /** One event, in the order it happened. `file` is a stable id that survives renames. */
 export type DiskEvent =
@@ -51,8 +52,7 @@ function parentOf(path: string): string {
   return cut === 0 ? '/' : '.';
 }
 
-export class WatermarkDisk implements Disk {
-  readonly #inner: Disk;
+export class WatermarkDisk extends ForwardingDisk {
   readonly #report: (event: DiskEvent) => void;
   readonly #byPath = new Map<string, TrackedFile>();
   /** Entry changes that completed and that no syncDir has covered, by directory. */
@@ -62,17 +62,12 @@ export class WatermarkDisk implements Disk {
   #entryIdNext = 1;
 
   constructor(inner: Disk, report: (event: DiskEvent) => void) {
-    this.#inner = inner;
+    super(inner);
     this.#report = report;
   }
 
-  /** Blocking exactly when the wrapped disk is: the wrapper adds no waiting of its own. */
-  get blocking(): boolean {
-    return this.#inner.blocking === true;
-  }
-
-  async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
-    const handle = await this.#inner.open(path, mode, options);
+  override async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<FileHandle> {
+    const handle = await this.inner.open(path, mode, options);
     let file = this.#byPath.get(path);
     if (mode === 'create' || file === undefined) {
       file = { id: this.#fileIdNext++, path, completed: new Set() };
@@ -87,24 +82,16 @@ export class WatermarkDisk implements Disk {
     return new WatermarkHandle(handle, file, this);
   }
 
-  list(dir: string): Promise<string[]> {
-    return this.#inner.list(dir);
-  }
-
-  mkdir(dir: string): Promise<void> {
-    return this.#inner.mkdir(dir);
-  }
-
-  async remove(path: string): Promise<void> {
-    await this.#inner.remove(path);
+  override async remove(path: string): Promise<void> {
+    await this.inner.remove(path);
     const file = this.#byPath.get(path);
     this.#byPath.delete(path);
     const entry = this.#entryDone(parentOf(path));
     this.#report({ t: 'remove', file: file?.id ?? null, entry, path });
   }
 
-  async rename(source: string, target: string): Promise<void> {
-    await this.#inner.rename(source, target);
+  override async rename(source: string, target: string): Promise<void> {
+    await this.inner.rename(source, target);
     const file = this.#byPath.get(source);
     this.#byPath.delete(source);
     if (file !== undefined) {
@@ -118,24 +105,12 @@ export class WatermarkDisk implements Disk {
     this.#report({ t: 'rename', file: file?.id ?? null, entry, from: source, to: target });
   }
 
-  async syncDir(dir: string): Promise<void> {
+  override async syncDir(dir: string): Promise<void> {
     const pending = this.#entriesPending.get(dir) ?? new Set<number>();
     const covered = [...pending];
-    await this.#inner.syncDir(dir);
+    await this.inner.syncDir(dir);
     for (const entry of covered) pending.delete(entry);
     this.#report({ t: 'syncdir', dir, entries: covered });
-  }
-
-  size(path: string): Promise<number | null> {
-    return this.#inner.size(path);
-  }
-
-  freeBytes(dir: string): Promise<number> {
-    return this.#inner.freeBytes(dir);
-  }
-
-  lock(dir: string): Promise<DiskLock> {
-    return this.#inner.lock(dir);
   }
 
   /** Records a completed entry change in `dir`; returns its id. */

@@ -10,7 +10,6 @@
 import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { Histogram, Registry } from 'prom-client';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame, RecordType } from '../../src/core/format/frame.js';
@@ -31,6 +30,7 @@ import {
   directory as processDirectory,
   exitCode,
   logged,
+  redisOn,
   removeDirectories,
   stopStarted,
   syncwal,
@@ -329,17 +329,6 @@ async function ports(process: Started): Promise<{ client: number; metrics: numbe
 }
 
 const directory = () => processDirectory('metrics');
-
-async function redisOn(port: number): Promise<Redis> {
-  const redis = new Redis({
-    host: '127.0.0.1',
-    port,
-    lazyConnect: true,
-    retryStrategy: () => null,
-  });
-  await redis.connect();
-  return redis;
-}
 
 afterEach(stopStarted);
 afterAll(removeDirectories);

@@ -16,6 +16,7 @@ import { openNode } from '../../src/index.js';
 import {
   directory as processDirectory,
   exitCode,
+  redisOn,
   removeDirectories,
   stopStarted,
   syncwal,
@@ -38,13 +39,7 @@ describe('syncwal serve', () => {
     const args = ['serve', '--data-dir', dataDir, '--port', '0', '--log-format', 'json'];
     const first = syncwal(args);
     const port = await listeningPort(first);
-    const redis = new Redis({
-      host: '127.0.0.1',
-      port,
-      lazyConnect: true,
-      retryStrategy: () => null,
-    });
-    await redis.connect();
+    const redis = await redisOn(port);
     expect(await redis.set('before', 'stop')).toBe('OK');
     // Writes in flight when the signal arrives: each one answered OK must survive.
     const writes = Array.from({ length: 200 }, (_, index) =>
@@ -183,13 +178,7 @@ describe('syncwal cluster', () => {
     const port = Number(/-p (\d+)/.exec(connect)![1]);
     const row = await cluster.line(/^ {2}n1 {2}primary/);
     const pid = Number(/pid (\d+)/.exec(row)![1]);
-    const redis = new Redis({
-      host: '127.0.0.1',
-      port,
-      lazyConnect: true,
-      retryStrategy: () => null,
-    });
-    await redis.connect();
+    const redis = await redisOn(port);
     expect(await redis.set('cluster', 'yes')).toBe('OK');
     redis.disconnect();
     process.kill(pid, 'SIGKILL');

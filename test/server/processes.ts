@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { removeTemporary, temporaryDirectory } from './helpers.js';
 
 const repositoryRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -116,4 +117,16 @@ export async function stopStarted(): Promise<void> {
 
 export function removeDirectories(): void {
   for (const dir of directories.splice(0)) removeTemporary(dir);
+}
+
+/** An ioredis client connected to 127.0.0.1:`port` that does not reconnect. */
+export async function redisOn(port: number): Promise<Redis> {
+  const redis = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    retryStrategy: () => null,
+  });
+  await redis.connect();
+  return redis;
 }
