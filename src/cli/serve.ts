@@ -114,6 +114,7 @@ function replicatedBackend(node: SyncwalNode, config: ServeConfig): ServerBacken
     info: () => node.info(),
     close: () => node.close(),
     on: (event, listener) => node.on(event, listener),
+    getSync: (key) => node.getSync(key),
     replicationState: () => replicationStateOf(node),
     durability: () => node.durabilityPolicy() ?? config.durability,
     setDurability: async (change) => node.setDurabilityPolicy(change),

@@ -1,5 +1,6 @@
 import { replicationOf } from './backend.js';
 import { text } from './commands/args.js';
+import { CommandLookup, namedAs } from './commands/lookup.js';
 import type { ClientState, CommandOrder, CommandSpec, ServerContext } from './context.js';
 import { errorReply, errors, unknownCommand } from './errors.js';
 import type { Reply } from './resp/reply.js';
@@ -25,20 +26,22 @@ export type Prepared =
 
 const requestIdBytesMax = 256;
 
+const noName = Buffer.alloc(0);
+
 export class Dispatcher {
-  readonly #table: ReadonlyMap<string, CommandSpec>;
+  readonly #lookup: CommandLookup;
   readonly #server: ServerContext;
 
   constructor(table: ReadonlyMap<string, CommandSpec>, server: ServerContext) {
-    this.#table = table;
+    this.#lookup = new CommandLookup(table);
     this.#server = server;
   }
 
   /** Looks the command up; an unknown command or a wrong arity becomes its error reply. */
   prepare(args: Buffer[]): Prepared {
-    const name = (args[0] ?? Buffer.alloc(0)).subarray(0, 64).toString('latin1').toLowerCase();
-    if (name === 'rid') return this.#prepareWithRequestId(args);
-    const spec = this.#table.get(name);
+    const name = args[0] ?? noName;
+    if (namedAs(name, 'rid')) return this.#prepareWithRequestId(args);
+    const spec = this.#lookup.find(name);
     if (spec === undefined) return { kind: 'reply', reply: unknownCommand(args), order: 'free' };
     if (!arityMatches(spec.arity, args.length)) {
       return { kind: 'reply', reply: errors.wrongArguments(spec.name), order: 'free' };
@@ -63,7 +66,11 @@ export class Dispatcher {
     return { ...inner, requestId };
   }
 
-  /** Runs a prepared command for `client`. Never throws; a rejection is an error reply. */
+  /**
+   * Runs a prepared command for `client`. Never throws: what the command throws becomes its
+   * error reply. A promise it returns may reject: the caller answers `failure(spec, error)`
+   * (one handler where the caller attaches its own, rather than a promise more per command).
+   */
   run(prepared: Prepared, client: ClientState): Reply | Promise<Reply> {
     if (prepared.kind === 'reply') return prepared.reply;
     const spec = prepared.spec;
@@ -71,16 +78,14 @@ export class Dispatcher {
     client.commands++;
     const context = { server: this.#server, client, requestId: prepared.requestId };
     try {
-      const result = spec.run(context, prepared.args);
-      if (result instanceof Promise)
-        return result.catch((error: unknown) => this.#fail(spec, error));
-      return result;
+      return spec.run(context, prepared.args);
     } catch (error: unknown) {
-      return this.#fail(spec, error);
+      return this.failure(spec, error);
     }
   }
 
-  #fail(spec: CommandSpec, error: unknown): Reply {
+  /** The reply to `spec` failing with `error` (a typed node error's RESP form, or a bug's). */
+  failure(spec: CommandSpec, error: unknown): Reply {
     let hint: string | null = null;
     if ((error as { code?: unknown } | null)?.code === 'NOTPRIMARY') {
       hint = replicationOf(this.#server.backend).primaryAddress;

@@ -3,7 +3,7 @@ import { createServer as createTlsServer } from 'node:tls';
 import { silentLogger, type Logger } from '../ports/logger.js';
 import type { DurabilityPolicy, ServerBackend } from './backend.js';
 import { commandTable } from './commands/table.js';
-import { Connection } from './connection.js';
+import { BatchStarter, Connection, type ConnectionShared } from './connection.js';
 import {
   serverLimitsDefault,
   type ClientState,
@@ -13,6 +13,7 @@ import {
 } from './context.js';
 import { ScanCursors } from './cursors.js';
 import { Dispatcher } from './dispatch.js';
+import { ReplyEncoder } from './resp/output.js';
 import { ServerStats } from './stats.js';
 import { systemClock } from './system-clock.js';
 
@@ -62,7 +63,7 @@ export class RespServer {
   readonly #context: ServerContext;
   readonly #clients = new Map<number, ClientState>();
   readonly #connections = new Set<Connection>();
-  readonly #dispatcher: Dispatcher;
+  readonly #shared: ConnectionShared;
   readonly #listener: Server;
   readonly #host: string;
   readonly #port: number;
@@ -93,7 +94,11 @@ export class RespServer {
       policy: options.policy ?? policyDefault,
       lastCheckpoint: null,
     };
-    this.#dispatcher = new Dispatcher(commandTable(), this.#context);
+    this.#shared = {
+      dispatcher: new Dispatcher(commandTable(), this.#context),
+      encoder: new ReplyEncoder(),
+      starter: new BatchStarter(),
+    };
     this.#listener = this.#createListener(options.tls ?? null);
     this.#watchBackend();
   }
@@ -181,7 +186,7 @@ export class RespServer {
       commands: 0,
       closeAfterReply: false,
     };
-    const connection = new Connection(socket, context, this.#dispatcher, client);
+    const connection = new Connection(socket, context, this.#shared, client);
     this.#clients.set(client.id, client);
     this.#connections.add(connection);
     void connection.closed.then(() => {

@@ -1,4 +1,4 @@
-import type { BackendWriteOptions } from '../backend.js';
+import type { BackendKey, BackendWriteOptions, ServerBackend } from '../backend.js';
 import type { CommandContext, CommandSpec } from '../context.js';
 import { errors } from '../errors.js';
 import { globMatch, literalPrefix } from '../glob.js';
@@ -19,11 +19,48 @@ function noteWrite(context: CommandContext, lsn: number): void {
   if (lsn > context.client.lastWriteLsn) context.client.lastWriteLsn = lsn;
 }
 
-async function get(context: CommandContext, args: readonly Buffer[]): Promise<Reply> {
-  const value = await context.server.backend.get(args[1]!);
+/**
+ * Reads go through `getSync` when the backend has it (a node's default read never waits), so
+ * a pipeline of reads runs without a promise and a turn of the event loop per read.
+ */
+function readValues(
+  backend: ServerBackend,
+  keys: readonly BackendKey[],
+): (Buffer | null)[] | Promise<(Buffer | null)[]> {
+  if (backend.getSync !== undefined) {
+    try {
+      return keys.map((key) => backend.getSync!(key));
+    } catch (error: unknown) {
+      if (!mustWait(error)) throw error;
+    }
+  }
+  return Promise.all(keys.map((key) => backend.get(key)));
+}
+
+/**
+ * TRYAGAIN from `getSync`: a primary that just took over reads only once its first record
+ * committed (decision 0004); the waiting `get` answers then.
+ */
+function mustWait(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'TRYAGAIN';
+}
+
+function found(context: CommandContext, value: Buffer | null): Reply {
   if (value === null) context.server.stats.keyspaceMisses++;
   else context.server.stats.keyspaceHits++;
   return reply.bulkOrNil(value);
+}
+
+function get(context: CommandContext, args: readonly Buffer[]): Reply | Promise<Reply> {
+  const backend = context.server.backend;
+  if (backend.getSync !== undefined) {
+    try {
+      return found(context, backend.getSync(args[1]!));
+    } catch (error: unknown) {
+      if (!mustWait(error)) throw error;
+    }
+  }
+  return backend.get(args[1]!).then((value) => found(context, value));
 }
 
 const expiryOptions = new Set(['EX', 'PX', 'EXAT', 'PXAT', 'KEEPTTL']);
@@ -52,7 +89,35 @@ function setOptions(context: CommandContext, args: readonly Buffer[]): SetOption
   return options;
 }
 
-async function set(context: CommandContext, args: readonly Buffer[]): Promise<Reply> {
+/**
+ * `SET key value` without options or request id: a put, answered OK once committed. The
+ * connection also sends a pipeline's plain SETs to the engine as one batch (connection.ts),
+ * and falls back to this, one SET at a time, when the batch is refused as a whole.
+ */
+export function plainSet(context: CommandContext, key: Buffer, value: Buffer): Promise<Reply> {
+  return context.server.backend.put(key, value).then((result) => {
+    noteWrite(context, result.lsn);
+    return reply.ok();
+  });
+}
+
+/** Is this command a plain SET (see `plainSet`)? */
+export function isPlainSet(
+  spec: CommandSpec,
+  args: readonly Buffer[],
+  requestId: string | null,
+): boolean {
+  return spec.run === set && args.length === 3 && requestId === null;
+}
+
+function set(context: CommandContext, args: readonly Buffer[]): Reply | Promise<Reply> {
+  if (args.length === 3 && context.requestId === null) {
+    return plainSet(context, args[1]!, args[2]!);
+  }
+  return setWithOptions(context, args);
+}
+
+async function setWithOptions(context: CommandContext, args: readonly Buffer[]): Promise<Reply> {
   const options = setOptions(context, args);
   if ('type' in options) return options;
   const backend = context.server.backend;
@@ -88,16 +153,18 @@ async function del(context: CommandContext, args: readonly Buffer[]): Promise<Re
   return reply.integer(deleted);
 }
 
-async function exists(context: CommandContext, args: readonly Buffer[]): Promise<Reply> {
-  const backend = context.server.backend;
-  const values = await Promise.all(args.slice(1).map((key) => backend.get(key)));
-  return reply.integer(values.filter((value) => value !== null).length);
+function exists(context: CommandContext, args: readonly Buffer[]): Reply | Promise<Reply> {
+  const count = (values: (Buffer | null)[]): Reply =>
+    reply.integer(values.filter((value) => value !== null).length);
+  const values = readValues(context.server.backend, args.slice(1));
+  return values instanceof Promise ? values.then(count) : count(values);
 }
 
-async function mget(context: CommandContext, args: readonly Buffer[]): Promise<Reply> {
-  const backend = context.server.backend;
-  const values = await Promise.all(args.slice(1).map((key) => backend.get(key)));
-  return reply.array(values.map((value) => reply.bulkOrNil(value)));
+function mget(context: CommandContext, args: readonly Buffer[]): Reply | Promise<Reply> {
+  const list = (values: (Buffer | null)[]): Reply =>
+    reply.array(values.map((value) => reply.bulkOrNil(value)));
+  const values = readValues(context.server.backend, args.slice(1));
+  return values instanceof Promise ? values.then(list) : list(values);
 }
 
 /** MSET is atomic: one batch, one intent; every key is visible together or none is. */
@@ -127,9 +194,11 @@ function incrBy(sign: 1n | -1n) {
   };
 }
 
-async function type(context: CommandContext, args: readonly Buffer[]): Promise<Reply> {
-  const value = await context.server.backend.get(args[1]!);
-  return reply.simple(value === null ? 'none' : 'string');
+function type(context: CommandContext, args: readonly Buffer[]): Reply | Promise<Reply> {
+  const kind = (values: (Buffer | null)[]): Reply =>
+    reply.simple(values[0] === null ? 'none' : 'string');
+  const values = readValues(context.server.backend, [args[1]!]);
+  return values instanceof Promise ? values.then(kind) : kind(values);
 }
 
 function dbsize(context: CommandContext): Reply {
