@@ -484,7 +484,8 @@ describe('syncwal serve --metrics-port', () => {
     });
     const addresses = await Promise.all(nodes.map((node) => ports(node)));
     const primary = await redisOn(addresses[0]!.client);
-    // Bounded by time: replicas connect and ack on their own schedule.
+    // Bounded by time (each round is one scrape, no sleeping): replicas connect and ack on
+    // their own schedule.
     const scrapeUntil = async (port: number, check: (samples: Sample[]) => boolean) => {
       const deadline = Date.now() + 30_000;
       let samples = await scrape(port);
@@ -493,11 +494,15 @@ describe('syncwal serve --metrics-port', () => {
           const replicas = samples.filter((sample) => sample.name.startsWith('syncwal_replica'));
           throw new Error(`metrics never matched: ${JSON.stringify(replicas)}`);
         }
-        await new Promise((resolve) => setTimeout(resolve, 50));
         samples = await scrape(port);
       }
       return samples;
     };
+    // Writes need the replicas connected (else NOREPLICAS before logging).
+    await scrapeUntil(
+      addresses[0]!.metrics,
+      (samples) => find(samples, 'syncwal_replicas_connected') === 2,
+    );
     for (let index = 0; index < 10; index++) expect(await primary.set(`k${index}`, 'v')).toBe('OK');
     const caughtUp = await scrapeUntil(addresses[0]!.metrics, (samples) =>
       ['n2', 'n3'].every(

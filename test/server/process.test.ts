@@ -222,12 +222,8 @@ describe('syncwal cluster', () => {
       return redis;
     };
     const primary = await connect(base);
-    expect(await primary.call('SET', 'shard', 'one', 'RID', 'r-1')).toBe('OK');
-    const replica = await connect(base + 1);
-    await expect(replica.set('shard', 'two')).rejects.toThrow(/^READONLY/);
-    // Replicas apply once the commit point reaches them (heartbeats carry it): bounded polls.
     // Bounded by time as well as count: an idle machine does 200 round trips well inside one
-    // heartbeat interval, so a count alone would give up before the commit point arrives.
+    // heartbeat interval, so a count alone would give up before what it waits for happens.
     const pollUntil = async (check: () => Promise<boolean>) => {
       const deadline = Date.now() + 20_000;
       for (let attempt = 0; attempt < 200_000 && Date.now() < deadline; attempt++) {
@@ -236,12 +232,17 @@ describe('syncwal cluster', () => {
       }
       return false;
     };
+    // Both replicas connect in their own time after start-up (a write before any has is
+    // refused NOREPLICAS before it is logged).
+    const bothConnected = async () => /connected_slaves:2/.test(await primary.info('replication'));
+    expect(await pollUntil(bothConnected)).toBe(true);
+    expect(await primary.call('SET', 'shard', 'one', 'RID', 'r-1')).toBe('OK');
+    const replica = await connect(base + 1);
+    await expect(replica.set('shard', 'two')).rejects.toThrow(/^READONLY/);
+    // Replicas apply once the commit point reaches them (heartbeats carry it).
     const replicated = (key: string, value: string) =>
       pollUntil(async () => (await replica.get(key)) === value);
     expect(await replicated('shard', 'one')).toBe(true);
-    // Both replicas connect in their own time after start-up.
-    const bothConnected = async () => /connected_slaves:2/.test(await primary.info('replication'));
-    expect(await pollUntil(bothConnected)).toBe(true);
     process.kill(replicaPid, 'SIGKILL');
     await cluster.line(/^syncwal cluster: n3 is up again/);
     expect(await primary.set('after', 'restart')).toBe('OK');
