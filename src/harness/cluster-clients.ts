@@ -11,6 +11,7 @@
  */
 import { SyncwalError } from '../core/errors.js';
 import { recordAt } from './cluster-logs.js';
+import { invoke, type Answer } from './invoke.js';
 import {
   ackProblems,
   type AckFacts,
@@ -54,42 +55,6 @@ const toleratedAfterBeyondLog = false;
  * aborted). True leaves those answers out of the check while it stands; false checks them.
  */
 const toleratedNoEffectAnswers = false;
-
-interface Answer {
-  lsn: number;
-  duplicate: boolean;
-  /** False when the write logged nothing (its result says so). */
-  effect: boolean;
-  value: bigint | null;
-}
-
-async function invoke(node: ClusterNode, command: Command, requestId: string): Promise<Answer> {
-  const options = { requestId };
-  switch (command.kind) {
-    case 'put': {
-      const result = await node.put(command.key, command.value, options);
-      return { lsn: result.lsn, duplicate: result.duplicate, effect: true, value: null };
-    }
-    case 'delete': {
-      const result = await node.delete(command.key, options);
-      return { lsn: result.lsn, duplicate: result.duplicate, effect: result.deleted, value: null };
-    }
-    case 'batch': {
-      const result = await node.batch(command.operations, options);
-      return { lsn: result.lsn, duplicate: result.duplicate, effect: true, value: null };
-    }
-    case 'incr': {
-      const result = await node.incrBy(command.key, command.delta, options);
-      return { lsn: result.lsn, duplicate: result.duplicate, effect: true, value: result.value };
-    }
-    case 'cas': {
-      const { key, expected, next } = command;
-      const result = await node.compareAndSet(key, expected, next, options);
-      const effect = result.ok && !(expected === null && next === null);
-      return { lsn: result.lsn, duplicate: result.duplicate, effect, value: null };
-    }
-  }
-}
 
 export function workloadView(h: ClusterHarness): WorkloadView {
   return {

@@ -48,6 +48,8 @@ import { Random } from '../sim/random.js';
 import { SimScheduler } from '../sim/scheduler.js';
 import { scanLog } from '../storage/scan-log.js';
 import { CountingDisk, quietDiskEvents } from './cluster-disk.js';
+import type { BatchItem, Command } from './cluster-model.js';
+import { invoke, type Answer } from './invoke.js';
 
 /**
  * Coverage counters. Every one must be above zero over a CI run: each proves that a fault was
@@ -184,15 +186,6 @@ function countingDisk(disk: Disk, counters: Counters): CountingDisk {
 // -------------------------------------------------------------------------------------------
 // Commands and the model.
 
-type BatchItem = { op: 'put'; key: string; value: string } | { op: 'delete'; key: string };
-
-type Command =
-  | { kind: 'put'; key: string; value: string }
-  | { kind: 'delete'; key: string }
-  | { kind: 'batch'; operations: BatchItem[] }
-  | { kind: 'incr'; key: string; delta: number }
-  | { kind: 'cas'; key: string; expected: string | null; next: string | null };
-
 /** One write (one request id) and what is known of its attempts. */
 interface WriteRecord {
   requestId: string;
@@ -214,14 +207,6 @@ interface Attempt {
   client: Client;
   /** The node was already fenced when the attempt was invoked: it must not answer OK. */
   fencedAtInvoke: boolean;
-}
-
-interface Answer {
-  lsn: number;
-  duplicate: boolean;
-  /** False when the write logged nothing (its result says so). */
-  effect: boolean;
-  value: bigint | null;
 }
 
 interface Client {
@@ -512,34 +497,6 @@ function randomCommand(h: Harness, kind: Command['kind']): Command {
       const expected = random.bool(0.7) ? current : random.pick([null, 'stale', '0']);
       const next = random.bool(0.15) ? null : randomValue(h);
       return { kind, key, expected, next };
-    }
-  }
-}
-
-async function invoke(node: SyncwalNode, command: Command, requestId: string): Promise<Answer> {
-  const options = { requestId };
-  switch (command.kind) {
-    case 'put': {
-      const result = await node.put(command.key, command.value, options);
-      return { lsn: result.lsn, duplicate: result.duplicate, effect: true, value: null };
-    }
-    case 'delete': {
-      const result = await node.delete(command.key, options);
-      return { lsn: result.lsn, duplicate: result.duplicate, effect: result.deleted, value: null };
-    }
-    case 'batch': {
-      const result = await node.batch(command.operations, options);
-      return { lsn: result.lsn, duplicate: result.duplicate, effect: true, value: null };
-    }
-    case 'incr': {
-      const result = await node.incrBy(command.key, command.delta, options);
-      return { lsn: result.lsn, duplicate: result.duplicate, effect: true, value: result.value };
-    }
-    case 'cas': {
-      const { key, expected, next } = command;
-      const result = await node.compareAndSet(key, expected, next, options);
-      const effect = result.ok && !(expected === null && next === null);
-      return { lsn: result.lsn, duplicate: result.duplicate, effect, value: null };
     }
   }
 }
