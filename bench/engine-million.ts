@@ -124,9 +124,9 @@ type LoadFigures = Pick<
 async function loadPhase(dir: string, keys: number): Promise<LoadFigures> {
   const node = await open(dir);
   try {
-    const before = memorySnapshot();
+    const before = await memorySnapshot();
     const loadPutsPerSec = await loadMillion(node, keys);
-    const after = memorySnapshot();
+    const after = await memorySnapshot();
     checkKeys(node, keys, 'the load');
     const memory = perKey(after, before, keys);
     return {
@@ -152,14 +152,14 @@ type ReplayFigures = Pick<
 >;
 
 async function replayPhase(dir: string, keys: number): Promise<ReplayFigures> {
-  const before = memorySnapshot();
+  const before = await memorySnapshot();
   const reopened = await timed(() => open(dir));
   const node = reopened.value;
   try {
     checkKeys(node, keys, 'the replay');
-    const memory = perKey(memorySnapshot(), before, keys);
+    const memory = perKey(await memorySnapshot(), before, keys);
     const checkpoint = await timed(() => node.checkpoint());
-    const checkpointed = perKey(memorySnapshot(), before, keys);
+    const checkpointed = perKey(await memorySnapshot(), before, keys);
     return {
       bytesPerKeyAfterReplay: memory.total,
       bytesPerKeyAfterCheckpoint: checkpointed.total,

@@ -5,6 +5,7 @@
  * file is the composition root: it supplies the real disk and the SQLite checkpoint store,
  * which tests replace with the simulated ones from `syncwal/testing`.
  */
+import { randomInt } from 'node:crypto';
 import { NodeDisk } from './node/disk.js';
 import { openSqliteCheckpoint } from './node/checkpoint-sqlite.js';
 import { systemClock } from './node/clock.js';
@@ -23,6 +24,7 @@ export function openNode(options: NodeOptions): Promise<SyncwalNode> {
     disk: new NodeDisk(),
     checkpointStore: (dir) => openSqliteCheckpoint(dir),
     clock: systemClock,
+    hashSeed: randomInt(2 ** 31),
   });
 }
 

@@ -5,7 +5,8 @@ import { RecordType } from '../core/format/frame.js';
 import {
   encodeCheckpoint,
   encodeCommit,
-  encodeIntentTransient,
+  encodeIntentShared,
+  intentEffectsStart,
   type Effect,
 } from '../core/format/record.js';
 import { recordPayloadBytesMax } from '../core/limits.js';
@@ -23,7 +24,6 @@ import {
   keyString,
   toBytes,
   valueBytes,
-  valueString,
   type KeyString,
   type ValueString,
 } from './keys.js';
@@ -699,8 +699,10 @@ export class SyncwalNode {
    * and values are copied into strings.
    */
   #logIntent(effects: Effect[], requestId: string | null): Pending {
-    // A transient view: the log copies the payload into its frame before append returns.
-    const payload = encodeIntentTransient({ requestId, effects });
+    // The pending intent's own copy of the effects (the log copies it into its frame): the
+    // apply reads them from it in place, and the overlay of computed writes makes strings of it
+    // only if it needs them.
+    const payload = encodeIntentShared({ requestId, effects });
     // Room for the intent plus a COMMIT record riding along (a 56-byte frame).
     if (payload.length + 32 + 64 > Math.min(this.#log.appendBytesMax, recordPayloadBytesMax)) {
       throw new InvalidError(
@@ -716,18 +718,18 @@ export class SyncwalNode {
     const lsnBefore = this.#log.lastLsn;
     const durable = this.#log.append(records);
     assert(this.#log.lastLsn === lsnBefore + records.length, 'the log assigned the LSNs');
-    // Key and value strings once per write: the overlay, the apply and the cleanup use them.
-    const names = effects.map(effectName);
-    const values = effects.map(effectValue);
-    const single = values.length === 1 ? (values[0] ?? null) : null;
-    const pending = new Pending(
-      this.#log.lastLsn,
-      this.#log.lastChecksum,
-      names,
-      values,
-      requestId,
-      requestId !== null && single !== null ? valueBytes(single) : null,
-    );
+    const effectsStart = intentEffectsStart(payload);
+    assert(effectsStart >= 0, 'the engine encodes well-formed intents');
+    const single = effects.length === 1 ? effects[0] : undefined;
+    // A single put's value ends the payload; it is kept with the request id, so it gets bytes
+    // of its own (a view would keep the payload's whole shared chunk alive).
+    const value =
+      requestId !== null && single?.op === 'put'
+        ? Buffer.from(payload.subarray(payload.length - single.value.length))
+        : null;
+    const lsn = this.#log.lastLsn;
+    const checksum = this.#log.lastChecksum;
+    const pending = Pending.fromPayload({ lsn, checksum, requestId, value }, payload, effectsStart);
     this.#pending.push(pending);
     if (requestId !== null) this.#pendingIds.set(requestId, pending);
     if (this.#aborts !== null && this.#clock !== null) {
@@ -789,7 +791,9 @@ export class SyncwalNode {
   }
 
   #applyCommitted(entry: Pending): void {
-    this.#state.apply(entry.lsn, entry.names, entry.values);
+    const payload = entry.payload;
+    if (payload !== null) this.#state.applyIntent(entry.lsn, payload, entry.effectsStart);
+    else this.#state.apply(entry.lsn, entry.names, entry.values);
     if (entry.requestId !== null) {
       this.#ids.record(entry.requestId, {
         lsn: entry.lsn,
@@ -921,6 +925,12 @@ export class SyncwalNode {
     if (this.#takingOver) {
       throw new TryAgainError('this primary has not committed its first record yet; use get()');
     }
+    // Bytes are looked up as they are (no KeyString made of them).
+    if (key instanceof Uint8Array) {
+      this.#checkOpen();
+      if (key.length > this.#options.keyBytesMax) throw new InvalidError('key too large');
+      return this.#state.copyOfBytes(key);
+    }
     return this.#committedCopy(this.#readName(key));
   }
 
@@ -933,8 +943,7 @@ export class SyncwalNode {
   }
 
   #committedCopy(name: KeyString): Buffer | null {
-    const value = this.#state.get(name);
-    return value === undefined ? null : valueBytes(value);
+    return this.#state.copyOf(name);
   }
 
   /**
@@ -1170,16 +1179,6 @@ export class SyncwalNode {
     this.#waiters = [];
     for (const waiter of waiters) waiter.reject(new ClosedError('node is closed'));
   }
-}
-
-/** An effect's key as a KeyString (a copy of its bytes). */
-function effectName(effect: Effect): KeyString {
-  return keyString(effect.key);
-}
-
-/** An effect's new value as a ValueString (a copy of its bytes), or null for a delete. */
-function effectValue(effect: Effect): ValueString | null {
-  return effect.op === 'put' ? valueString(effect.value) : null;
 }
 
 /** The smallest string above every string that starts with `prefix`, or null if none. */

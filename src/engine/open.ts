@@ -19,6 +19,11 @@ export interface NodeAdapters {
   checkpointStore: CheckpointStoreFactory;
   /** Time for replication (heartbeats, timeouts); a replicated node needs one. */
   clock?: Clock;
+  /**
+   * Seeds the hash of the in-memory key index (CommittedState): the composition root passes a
+   * random one, so that nobody can choose keys that collide; without it the seed is fixed.
+   */
+  hashSeed?: number;
 }
 
 /**
@@ -30,7 +35,8 @@ export async function openNodeWith(options: NodeOptions, defaults: NodeAdapters)
   const disk = options.disk ?? defaults.disk;
   const factory = options.checkpointStore ?? defaults.checkpointStore;
   // The log is replayed as recovery scans it, while the checkpoint store starts (replay.ts).
-  let state = new CommittedState(0);
+  const stateOptions = defaults.hashSeed === undefined ? {} : { hashSeed: defaults.hashSeed };
+  let state = new CommittedState(0, stateOptions);
   let replay = new LogReplay(state);
   const { log, store } = await openLogAndStore(disk, factory, { ...resolved, replay });
   try {
@@ -40,7 +46,7 @@ export async function openNodeWith(options: NodeOptions, defaults: NodeAdapters)
       // A full sync committed its checkpoint but the node stopped before the log was reset
       // (see CheckpointLogBase): finish the reset; the old log's replay is void.
       await log.resetTo(logBase);
-      state = new CommittedState(0);
+      state = new CommittedState(0, stateOptions);
       replay = new LogReplay(state);
     }
     const requestIds = new RequestIds(resolved.requestIdsRetained);

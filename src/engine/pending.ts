@@ -1,6 +1,10 @@
 import { assert } from '../core/assert.js';
 import type { SyncwalError } from '../core/errors.js';
+import { visitIntentEffects } from '../core/format/record.js';
 import type { KeyString, ValueString } from './keys.js';
+
+type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: Latin1Slice }).latin1Slice;
 
 /** What a plain write (put, batch) resolves with. */
 export interface WriteResult {
@@ -11,31 +15,99 @@ export interface WriteResult {
 }
 
 /**
- * A logged intent waiting in the pending queue for its commit. It holds its effects as key and
- * value strings (copies: the caller's bytes are only read while the write is submitted), and
- * the promise the write's caller waits on, which resolves with the write's result once the
- * intent is applied.
+ * A logged intent waiting in the pending queue for its commit. It holds its effects (copies:
+ * the caller's bytes are only read while the write is submitted) and the promise the write's
+ * caller waits on, which resolves with the write's result once the intent is applied.
+ *
+ * The effects are either the intent's INTENT payload (`fromPayload`: a write of this node, the
+ * payload it logged, applied from its bytes with CommittedState `applyIntent`), or keys and
+ * values as strings (an intent found in doubt on open). The strings
+ * of a payload's effects are made only if something asks for `names` or `values` (the overlay
+ * of computed writes), so a plain put makes no string at all.
  */
 export class Pending {
   readonly promise: Promise<WriteResult>;
   declare resolve: (result: WriteResult) => void;
   declare reject: (error: SyncwalError) => void;
+  #names: KeyString[] | null;
+  #values: (ValueString | null)[] | null;
+  /** The intent's payload (a private copy) and where its effects start, or null. */
+  #payload: Uint8Array | null = null;
+  #effectsStart = 0;
 
   constructor(
     readonly lsn: number,
     readonly checksum: number,
-    /** The effects' keys, in the intent's order. */
-    readonly names: KeyString[],
-    /** The effects' new values, index for index (null: delete). */
-    readonly values: (ValueString | null)[],
+    names: KeyString[] | null,
+    values: (ValueString | null)[] | null,
     readonly requestId: string | null,
     /** The value a single-put write produced (INCR's result), kept for duplicate retries. */
     readonly value: Uint8Array | null,
   ) {
+    assert((names === null) === (values === null), 'keys and values come together');
+    this.#names = names;
+    this.#values = values;
     this.promise = new Promise<WriteResult>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
+  }
+
+  /**
+   * A pending intent holding its INTENT payload (which it now owns: nobody may change it), whose
+   * effects start at `effectsStart` (as `intentEffectsStart` returned it).
+   */
+  static fromPayload(
+    intent: { lsn: number; checksum: number; requestId: string | null; value: Uint8Array | null },
+    payload: Uint8Array,
+    effectsStart: number,
+  ): Pending {
+    const pending = new Pending(
+      intent.lsn,
+      intent.checksum,
+      null,
+      null,
+      intent.requestId,
+      intent.value,
+    );
+    pending.#payload = payload;
+    pending.#effectsStart = effectsStart;
+    return pending;
+  }
+
+  /** The intent's payload (null if it holds strings instead); see `effectsStart`. */
+  get payload(): Uint8Array | null {
+    return this.#payload;
+  }
+
+  /** Where the effects start in `payload`. */
+  get effectsStart(): number {
+    return this.#effectsStart;
+  }
+
+  /** The effects' keys, in the intent's order. */
+  get names(): KeyString[] {
+    if (this.#names === null) this.#decode();
+    return this.#names as KeyString[];
+  }
+
+  /** The effects' new values, index for index (null: delete). */
+  get values(): (ValueString | null)[] {
+    if (this.#values === null) this.#decode();
+    return this.#values as (ValueString | null)[];
+  }
+
+  #decode(): void {
+    const payload = this.#payload;
+    assert(payload !== null, 'a pending intent holds strings or its payload');
+    const names: KeyString[] = [];
+    const values: (ValueString | null)[] = [];
+    visitIntentEffects(payload, this.#effectsStart, (keyStart, keyEnd, valueEnd) => {
+      names.push(latin1Slice.call(payload, keyStart, keyEnd));
+      values.push(valueEnd < 0 ? null : latin1Slice.call(payload, keyEnd + 4, valueEnd));
+    });
+    this.#names = names;
+    this.#values = values;
   }
 
   /** The value this intent gives `name` (the last of its effects on that key wins). */

@@ -6,11 +6,15 @@ import {
   decodeCommit,
   decodeIntent,
   decodeTerm,
+  intentEffectCount,
+  intentEffectsStart,
+  intentHasRequestId,
+  visitIntentEffects,
   type IntentPayload,
 } from '../core/format/record.js';
 import type { CheckpointSnapshot } from '../ports/checkpoint.js';
 import type { Log, LogRecord } from '../storage/log.js';
-import { keyString, valueBytes, valueString, type KeyString, type ValueString } from './keys.js';
+import { keyString, valueString, type KeyString, type ValueString } from './keys.js';
 import type { RequestIds } from './request-ids.js';
 import type { CommittedState } from './state.js';
 
@@ -37,6 +41,13 @@ import type { CommittedState } from './state.js';
  * An ABORT therefore has to come before the COMMIT that passes the intents it covers, which is
  * what DESIGN §3 promises (a committed intent is never aborted); an ABORT of an intent a COMMIT
  * already passed is reported as corruption.
+ *
+ * A waiting intent is its payload as recovery read it (a view into the segment, not a copy),
+ * checked when it is replayed. When a COMMIT passes it, its puts are adopted where they lie
+ * (CommittedState `applyIntent` with `adopt`): the state keeps the segment buffers recovery
+ * read as its memory instead of copying a million records out of them, and makes no string or
+ * object per key. At the end, a segment that is mostly not live records is copied out and let
+ * go (`releaseAdopted`).
  */
 export interface Replayed {
   term: number;
@@ -146,7 +157,9 @@ function readU32(bytes: Uint8Array, at: number): number {
 }
 
 /** Decodes an INTENT into key and value strings (copies: the record's bytes are not kept). */
-export function decodeIntentRecord(record: LogRecord): ReplayedIntent {
+export function decodeIntentRecord(
+  record: Pick<LogRecord, 'lsn' | 'checksum' | 'payload'>,
+): ReplayedIntent {
   const { lsn, checksum } = record;
   const fast = decodeIntentFast(record.payload);
   if (fast !== null) return { lsn, checksum, ...fast, requestId: null };
@@ -166,6 +179,46 @@ export function decodeIntentRecord(record: LogRecord): ReplayedIntent {
   return { lsn, checksum, names, values, requestId: intent.requestId };
 }
 
+/** An intent waiting for its COMMIT: its payload (checked) and where its effects start. */
+interface HeldIntent {
+  lsn: number;
+  checksum: number;
+  payload: Uint8Array;
+  effectsStart: number;
+  requestId: string | null;
+}
+
+/**
+ * Checks an INTENT record as `decodeIntent` would, and decodes its request id, without
+ * decoding its effects. A malformed payload is corruption.
+ */
+function holdIntent(record: LogRecord): HeldIntent {
+  const { lsn, checksum, payload } = record;
+  const effectsStart = intentEffectsStart(payload);
+  let requestId: string | null = null;
+  if (effectsStart < 0 || intentHasRequestId(payload)) {
+    try {
+      requestId = decodeIntent(payload).requestId;
+    } catch (error: unknown) {
+      if (error instanceof InvalidError) throw corrupt(lsn, `undecodable INTENT: ${error.message}`);
+      throw error;
+    }
+  }
+  // decodeIntent accepts exactly what intentEffectsStart accepts, plus a valid UTF-8 id.
+  assert(effectsStart >= 0, 'INTENT checks agree');
+  return { lsn, checksum, payload, effectsStart, requestId };
+}
+
+/** The value of an intent that is a single put (kept for a retried request id), or null. */
+function singlePutValue(intent: HeldIntent): Uint8Array | null {
+  if (intentEffectCount(intent.payload) !== 1) return null;
+  let value: Uint8Array | null = null;
+  visitIntentEffects(intent.payload, intent.effectsStart, (_keyStart, keyEnd, valueEnd) => {
+    if (valueEnd >= 0) value = intent.payload.slice(keyEnd + 4, valueEnd);
+  });
+  return value;
+}
+
 /**
  * The replay of one open. Feed it every record of the log in LSN order from the first
  * (`record`, which `Log.open` calls through its onRecoveredRecord option), then `finish` it
@@ -174,7 +227,7 @@ export function decodeIntentRecord(record: LogRecord): ReplayedIntent {
 export class LogReplay {
   readonly #state: CommittedState;
   /** Intents no COMMIT has passed yet, in LSN order. */
-  #held: ReplayedIntent[] = [];
+  #held: HeldIntent[] = [];
   /** Every intent applied or aborted so far is at or below this. */
   #resolvedLsn = 0;
   /** LSN of the first record replayed, and of the last (0: none yet). */
@@ -217,7 +270,7 @@ export class LogReplay {
     const intent = record.type === RecordType.Intent;
     this.#checksums.push(intent ? record.checksum : -1);
     if (intent) {
-      this.#held.push(decodeIntentRecord(record));
+      this.#held.push(holdIntent(record));
       return;
     }
     try {
@@ -279,7 +332,7 @@ export class LogReplay {
     this.#resolvedLsn = Math.max(this.#resolvedLsn, lsn);
   }
 
-  #resolveOne(intent: ReplayedIntent): void {
+  #resolveOne(intent: HeldIntent): void {
     if (this.#aborts.length > 0 && this.#isAborted(intent.lsn)) {
       this.#aborted += 1;
       if (intent.requestId !== null) {
@@ -288,16 +341,16 @@ export class LogReplay {
       }
       return;
     }
-    this.#state.applyReplayed(intent.lsn, intent.names, intent.values);
+    // The payload is a view into a segment recovery read, which nothing changes: adopted.
+    this.#state.applyIntent(intent.lsn, intent.payload, intent.effectsStart, true);
     this.#intents += 1;
     this.#lastIntent = { lsn: intent.lsn, checksum: intent.checksum };
     if (intent.requestId !== null) {
-      const single = intent.values.length === 1 ? (intent.values[0] ?? null) : null;
       this.#requestIds.push({
         requestId: intent.requestId,
         lsn: intent.lsn,
         outcome: 'committed',
-        value: single === null ? null : valueBytes(single),
+        value: singlePutValue(intent),
       });
     }
   }
@@ -328,6 +381,7 @@ export class LogReplay {
     // A checkpoint may be ahead of the last COMMIT record: what it holds was committed.
     const held = inDoubt === 'commit' ? [] : this.#held.filter((i) => i.lsn > appliedLsn);
     this.#held = [];
+    this.#state.releaseAdopted();
     this.#state.mergeCheckpoint(snapshot.entries, appliedLsn);
     for (const outcome of this.#requestIds) {
       if (outcome.lsn <= appliedLsn) continue;
@@ -346,7 +400,10 @@ export class LogReplay {
       aborted: this.#aborted,
       bytes: this.#bytes,
       termStarts: this.#termStarts,
-      inDoubt: held.map((intent) => ({ ...intent, aborted: this.#isAborted(intent.lsn) })),
+      inDoubt: held.map((intent) => ({
+        ...decodeIntentRecord(intent),
+        aborted: this.#isAborted(intent.lsn),
+      })),
       inDoubtAborts:
         inDoubt === 'commit'
           ? []

@@ -1,27 +1,43 @@
 import { assert } from '../core/assert.js';
+import { intentEffectCount, intentEffectRanges } from '../core/format/record.js';
 import {
   keyBytes,
   keyString,
   newSortedKeys,
-  valueBytes,
-  valueString,
   type KeyString,
   type SortedKeys,
   type ValueString,
 } from './keys.js';
+import { StateTable } from './state-table.js';
 
 /**
- * The committed, applied state: what reads see. Changed only by `apply`, in LSN order, after
- * the intent committed. It also remembers which keys changed since the last checkpoint, so a
- * checkpoint costs in proportion to new writes, not to the data size (DESIGN §5).
+ * An adopted buffer is kept after the replay if at least this share of it is live records: its
+ * dead bytes are then at most half its live ones, below what makes the table compact.
+ */
+const adoptedShareMin = 2 / 3;
+
+/** Intents with at least this many effects hash and look ahead before applying. */
+const touchAheadEffectsMin = 8;
+
+type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
+const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: Latin1Slice }).latin1Slice;
+
+/**
+ * The committed, applied state: what reads see. Changed only by `apply` / `applyIntent`, in LSN
+ * order, after the intent committed. It also remembers which keys changed since the last
+ * checkpoint, so a checkpoint costs in proportion to new writes, not to the data size (DESIGN
+ * §5): a dirty flag in the key's index slot for keys written, a set for keys deleted.
  *
- * Keys and values are held as latin1 strings (KeyString, ValueString in keys.ts): the values
- * are immutable, so `get` hands them out without a copy and callers copy into bytes as needed.
+ * The pairs themselves live in a StateTable (state-table.ts), outside the garbage-collected
+ * heap. Keys and values cross this class's interface either as bytes or as KeyString /
+ * ValueString (latin1 strings, one char per byte, see keys.ts).
  */
 /** Changes taken for a checkpoint, to give back if it fails. */
 export interface TakenChanges {
-  dirty: Map<KeyString, ValueString | null>;
-  replayed: KeyString[];
+  /** The keys taken as puts (the `puts` keys: stores copy them, so they stay intact). */
+  puts: readonly Uint8Array[];
+  /** The keys taken as deletes. */
+  deletes: readonly KeyString[];
 }
 
 interface Entry {
@@ -29,29 +45,39 @@ interface Entry {
   value: Buffer;
 }
 
+export interface CommittedStateOptions {
+  /** Seeds the key hash (StateTable); the composition root passes a random one. */
+  hashSeed?: number;
+}
+
 export class CommittedState {
-  readonly #values = new Map<KeyString, ValueString>();
+  readonly #table: StateTable;
   /**
    * Key order for scans, built on the first scan and maintained from then on: a node that is
    * never scanned (or not yet) pays nothing for it on writes, loads and replay.
    */
   #order: SortedKeys | null = null;
-  /** Latest value (null: deleted) of every key changed since the last checkpoint. */
-  #dirty = new Map<KeyString, ValueString | null>();
   /**
-   * Keys the replay changed (each once), whose values `takeChanges` looks up: replay runs before
-   * the node serves anything and touches every key of the log, so it only notes them here, one
-   * array push per key instead of a second map update during the open.
+   * Keys deleted since the last checkpoint (a key in the table again is not deleted: its slot
+   * is dirty). During the replay on open, these are also the keys the checkpoint must not
+   * bring back when it is merged.
    */
-  #dirtyReplayed: KeyString[] = [];
-  /** Keys the replay deleted, until the checkpoint is merged (it must not bring them back). */
-  #replayDeleted = new Set<KeyString>();
-  /** Replay ended: the checkpoint is merged and `applyReplayed` may no longer be called. */
+  #deleted = new Set<KeyString>();
+  /** The checkpoint is merged (or replaced): `mergeCheckpoint` runs once. */
   #merged = false;
   #appliedLsn: number;
+  /** Where each effect of the intent being applied lies (`intentEffectRanges`). */
+  #ranges = new Int32Array(3 * 64);
+  /** The hashes of its keys (0 for a delete). */
+  #hashes = new Int32Array(64);
+  /** Index words read ahead of a batch's puts (kept, so that the reads are not dropped). */
+  #touched = 0;
 
-  constructor(appliedLsn: number) {
+  constructor(appliedLsn: number, options: CommittedStateOptions = {}) {
     this.#appliedLsn = appliedLsn;
+    this.#table = new StateTable(
+      options.hashSeed === undefined ? {} : { hashSeed: options.hashSeed },
+    );
   }
 
   /** Every committed intent with LSN <= this is applied. */
@@ -60,7 +86,12 @@ export class CommittedState {
   }
 
   get size(): number {
-    return this.#values.size;
+    return this.#table.size;
+  }
+
+  /** Bytes held: records in use, records not reclaimed yet, slabs, and the index. */
+  stats() {
+    return this.#table.stats();
   }
 
   /**
@@ -69,16 +100,25 @@ export class CommittedState {
    * checkpoint's value. Then every intent up to the checkpoint's LSN counts as applied.
    */
   mergeCheckpoint(entries: readonly { key: Uint8Array; value: Uint8Array }[], lsn: number): void {
-    const replayed = this.#values.size > 0 || this.#replayDeleted.size > 0;
+    assert(!this.#merged, 'the checkpoint is merged once');
+    const table = this.#table;
+    const deleted = this.#deleted.size > 0;
     for (const entry of entries) {
-      const name = keyString(entry.key);
-      if (replayed && (this.#values.has(name) || this.#replayDeleted.has(name))) continue;
-      this.#values.set(name, valueString(entry.value));
-      this.#order?.set(name, undefined);
+      const key = entry.key;
+      if (table.size > 0 && table.findBytes(key, 0, key.length) >= 0) continue;
+      if (deleted && this.#deleted.has(keyString(key))) continue;
+      this.#insertClean(entry);
     }
-    this.#replayDeleted = new Set();
     this.#merged = true;
     if (lsn > this.#appliedLsn) this.#appliedLsn = lsn;
+  }
+
+  /** Inserts a checkpoint's entry, which is not a change since that checkpoint. */
+  #insertClean(entry: { key: Uint8Array; value: Uint8Array }): void {
+    const { key, value } = entry;
+    this.#table.putBytes(key, 0, key.length, value, 0, value.length);
+    this.#table.setDirty(this.#table.findBytes(key, 0, key.length), false);
+    this.#order?.set(keyString(key), undefined);
   }
 
   /**
@@ -86,13 +126,11 @@ export class CommittedState {
    * the store holds exactly this now, so nothing counts as changed since the last checkpoint.
    */
   replaceAll(entries: readonly { key: Uint8Array; value: Uint8Array }[], lsn: number): void {
-    this.#values.clear();
+    this.#table.clear();
     this.#order = null;
-    this.#dirty = new Map();
-    this.#dirtyReplayed = [];
-    this.#replayDeleted = new Set();
+    this.#deleted = new Set();
     this.#merged = true;
-    for (const entry of entries) this.#values.set(keyString(entry.key), valueString(entry.value));
+    for (const entry of entries) this.#insertClean(entry);
     this.#appliedLsn = lsn;
   }
 
@@ -104,16 +142,29 @@ export class CommittedState {
     const keys: KeyString[] = [];
     const values: ValueString[] = [];
     for (const key of this.#sortedKeys().keys()) {
-      const value = this.#values.get(key);
-      assert(value !== undefined, 'the sorted index holds only present keys');
+      const slot = this.#table.findString(key);
+      assert(slot >= 0, 'the sorted index holds only present keys');
       keys.push(key);
-      values.push(value);
+      values.push(this.#table.valueString(slot));
     }
     return { keys, values };
   }
 
   get(key: KeyString): ValueString | undefined {
-    return this.#values.get(key);
+    const slot = this.#table.findString(key);
+    return slot < 0 ? undefined : this.#table.valueString(slot);
+  }
+
+  /** The committed value of the key `name` as a fresh Buffer, or null. */
+  copyOf(name: KeyString): Buffer | null {
+    const slot = this.#table.findString(name);
+    return slot < 0 ? null : this.#table.valueCopy(slot);
+  }
+
+  /** `copyOf` for a key given as its bytes. */
+  copyOfBytes(key: Uint8Array): Buffer | null {
+    const slot = this.#table.findBytes(key, 0, key.length);
+    return slot < 0 ? null : this.#table.valueCopy(slot);
   }
 
   /**
@@ -127,48 +178,81 @@ export class CommittedState {
       const name = names[index];
       const value = values[index];
       assert(name !== undefined && value !== undefined, 'effects are dense');
-      this.#set(name, value);
-      this.#dirty.set(name, value);
+      if (value === null) this.#deleteName(name);
+      else if (this.#table.putString(name, value)) this.#order?.set(name, undefined);
     }
     this.#appliedLsn = lsn;
+    this.#reclaim();
   }
 
   /**
-   * `apply` for the replay on open, which starts from an empty state: each key is noted as
-   * changed the first time the replay puts or deletes it.
+   * Applies a committed intent given as its INTENT payload, whose effects start at `start`
+   * (as `intentEffectsStart` checked and returned it): the same as `apply`, read from the
+   * payload's bytes in place. With `adopt`, its puts stay where they are, in the payload's
+   * buffer, which nobody may change any more (the replay's log segments; see StateTable
+   * `adoptEffect`); call `releaseAdopted` when done.
    */
-  applyReplayed(
-    lsn: number,
-    names: readonly KeyString[],
-    values: readonly (ValueString | null)[],
-  ): void {
-    assert(!this.#merged, 'the replay ends when the checkpoint is merged');
+  applyIntent(lsn: number, payload: Uint8Array, start: number, adopt = false): void {
     assert(lsn > this.#appliedLsn, 'intents apply in LSN order');
-    assert(names.length === values.length, 'one value per key');
-    for (let index = 0; index < names.length; index++) {
-      const name = names[index];
-      const value = values[index];
-      assert(name !== undefined && value !== undefined, 'effects are dense');
-      // New to the map, or absent and not deleted before: the replay has not noted it yet.
-      const sizeBefore = this.#values.size;
-      this.#set(name, value);
-      const seen = this.#replayDeleted.size > 0 && this.#replayDeleted.has(name);
-      if (value !== null) {
-        if (this.#values.size > sizeBefore && !seen) this.#dirtyReplayed.push(name);
-      } else {
-        if (this.#values.size === sizeBefore && !seen) this.#dirtyReplayed.push(name);
-        this.#replayDeleted.add(name);
+    const count = intentEffectCount(payload);
+    if (this.#hashes.length < count) {
+      this.#hashes = new Int32Array(count);
+      this.#ranges = new Int32Array(3 * count);
+    }
+    const ranges = this.#ranges;
+    const hashes = this.#hashes;
+    const table = this.#table;
+    intentEffectRanges(payload, start, ranges);
+    for (let index = 0; index < count; index++) {
+      const put = (ranges[3 * index + 2] as number) >= 0;
+      const keyStart = ranges[3 * index] as number;
+      hashes[index] = put ? table.hashBytes(payload, keyStart, ranges[3 * index + 1] as number) : 0;
+    }
+    // A batch reads its keys' index slots first, all together (see StateTable `touch`).
+    if (count >= touchAheadEffectsMin) this.#touched ^= table.touch(hashes, count);
+    for (let index = 0; index < count; index++) {
+      const keyStart = ranges[3 * index] as number;
+      const keyEnd = ranges[3 * index + 1] as number;
+      const valueEnd = ranges[3 * index + 2] as number;
+      if (valueEnd < 0) {
+        this.#deleteName(latin1Slice.call(payload, keyStart, keyEnd));
+        continue;
+      }
+      const hash = hashes[index] as number;
+      const fresh = adopt
+        ? table.adoptEffect(payload, keyStart, keyEnd, valueEnd, hash)
+        : table.putEffect(payload, keyStart, keyEnd, valueEnd, hash);
+      if (fresh && this.#order !== null) {
+        this.#order.set(latin1Slice.call(payload, keyStart, keyEnd), undefined);
       }
     }
     this.#appliedLsn = lsn;
+    // Not while the replay adopts: a segment being adopted is mostly not live yet, and moving
+    // its records out would undo the adoption (`releaseAdopted` settles them at the end).
+    if (!adopt) this.#reclaim();
   }
 
-  #set(name: KeyString, value: ValueString | null): void {
-    if (value !== null) {
-      // The sorted index only changes when the key is new.
-      if (this.#order !== null && !this.#values.has(name)) this.#order.set(name, undefined);
-      this.#values.set(name, value);
-    } else if (this.#values.delete(name)) this.#order?.delete(name);
+  #deleteName(name: KeyString): void {
+    const slot = this.#table.findString(name);
+    if (slot >= 0) {
+      this.#table.deleteSlot(slot);
+      this.#order?.delete(name);
+    }
+    // Noted even if absent: during the replay the key may be in the checkpoint, not merged yet.
+    this.#deleted.add(name);
+  }
+
+  /**
+   * Lets go of adopted buffers (`applyIntent` with `adopt`) less than `adoptedShareMin` of which
+   * is records in use, copying those records out: the end of the replay, when shares are known.
+   */
+  releaseAdopted(): void {
+    this.#table.releaseAdopted(adoptedShareMin);
+  }
+
+  /** Gives the table its bounded step of reclaiming overwritten records, when due. */
+  #reclaim(): void {
+    if (this.#table.compactionDue) this.#table.compact();
   }
 
   /** Moves the applied LSN past records that are not intents (COMMIT, TERM, ...). */
@@ -182,33 +266,48 @@ export class CommittedState {
    * deletes of a checkpoint batch (fresh bytes, for the store to keep or move), each key once.
    */
   takeChanges(): { taken: TakenChanges; puts: Entry[]; deletes: Buffer[] } {
-    const taken: TakenChanges = { dirty: this.#dirty, replayed: this.#dirtyReplayed };
-    this.#dirty = new Map();
-    this.#dirtyReplayed = [];
+    const table = this.#table;
     const puts: Entry[] = [];
-    const deletes: Buffer[] = [];
-    const add = (name: KeyString, value: ValueString | null) => {
-      if (value === null) deletes.push(keyBytes(name));
-      else puts.push({ key: keyBytes(name), value: valueBytes(value) });
-    };
-    for (const [name, value] of taken.dirty) add(name, value);
-    const check = taken.dirty.size > 0;
-    for (const name of taken.replayed) {
-      if (!check || !taken.dirty.has(name)) add(name, this.#values.get(name) ?? null);
+    const putKeys: Uint8Array[] = [];
+    for (let slot = 0; slot < table.capacity; slot++) {
+      if (!table.occupied(slot) || !table.dirty(slot)) continue;
+      table.setDirty(slot, false);
+      const key = table.keyCopy(slot);
+      puts.push({ key, value: table.valueCopy(slot) });
+      putKeys.push(key);
     }
-    return { taken, puts, deletes };
+    const deletes: Buffer[] = [];
+    const deleted: KeyString[] = [];
+    for (const name of this.#deleted) {
+      if (table.findString(name) >= 0) continue;
+      deletes.push(keyBytes(name));
+      deleted.push(name);
+    }
+    this.#deleted = new Set();
+    return { taken: { puts: putKeys, deletes: deleted }, puts, deletes };
   }
 
   /** Gives back changes a failed checkpoint did not store; newer changes win. */
   restoreDirty(taken: TakenChanges): void {
-    for (const [key, value] of taken.dirty) if (!this.#dirty.has(key)) this.#dirty.set(key, value);
-    // Notes carry no value (it is looked up when taken), so newer changes win by themselves.
-    for (const name of taken.replayed) this.#dirtyReplayed.push(name);
+    // The values are looked up when next taken, so newer changes win by themselves. A key put
+    // and deleted since is in `#deleted`; one deleted and put again since is dirty.
+    for (const key of taken.puts) {
+      const slot = this.#table.findBytes(key, 0, key.length);
+      if (slot >= 0) this.#table.setDirty(slot, true);
+    }
+    for (const name of taken.deletes) {
+      if (this.#table.findString(name) < 0) this.#deleted.add(name);
+    }
   }
 
   #sortedKeys(): SortedKeys {
     if (this.#order !== null) return this.#order;
-    const keys = [...this.#values.keys()].sort();
+    const table = this.#table;
+    const keys: KeyString[] = [];
+    for (let slot = 0; slot < table.capacity; slot++) {
+      if (table.occupied(slot)) keys.push(table.keyString(slot));
+    }
+    keys.sort();
     const order = newSortedKeys();
     for (const key of keys) order.set(key, undefined);
     this.#order = order;
@@ -231,9 +330,9 @@ export class CommittedState {
         more = true;
         return { break: true };
       }
-      const value = this.#values.get(key);
-      assert(value !== undefined, 'the order index matches the values');
-      entries.push({ key: keyBytes(key), value });
+      const slot = this.#table.findString(key);
+      assert(slot >= 0, 'the order index matches the values');
+      entries.push({ key: keyBytes(key), value: this.#table.valueString(slot) });
       return undefined;
     });
     return { entries, more };
