@@ -1,5 +1,6 @@
 import BTreeModule from 'sorted-btree';
 import { InvalidError } from '../core/errors.js';
+import { latin1Of } from '../core/latin1.js';
 
 /**
  * Keys are raw bytes. In memory they are held as latin1 strings (one char per byte): exact,
@@ -30,17 +31,9 @@ export function toBytes(value: unknown, field: string): Uint8Array {
   throw new InvalidError(`${field} must be a string or a Uint8Array`);
 }
 
-type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice?: Latin1Slice }).latin1Slice;
-
-/**
- * The key's bytes as a latin1 string. Uses Buffer's latin1Slice directly on the Uint8Array:
- * `Buffer.from(bytes.buffer, ...)` would make V8 move a small on-heap array off the heap on
- * every call (measured: a quarter of the CPU of a put).
- */
+/** The key's bytes as a latin1 string (see core/latin1.ts). */
 export function keyString(bytes: Uint8Array): KeyString {
-  if (latin1Slice !== undefined) return latin1Slice.call(bytes, 0, bytes.length);
-  return Buffer.from(bytes).toString('latin1');
+  return latin1Of(bytes, 0, bytes.length);
 }
 
 const asciiOnly = /^[\x00-\x7f]*$/;

@@ -1,10 +1,8 @@
 import { assert } from '../core/assert.js';
+import { latin1Of } from '../core/latin1.js';
 import type { SyncwalError } from '../core/errors.js';
 import { visitIntentEffects } from '../core/format/record.js';
 import type { KeyString, ValueString } from './keys.js';
-
-type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: Latin1Slice }).latin1Slice;
 
 /** What a plain write (put, batch) resolves with. */
 export interface WriteResult {
@@ -103,8 +101,8 @@ export class Pending {
     const names: KeyString[] = [];
     const values: (ValueString | null)[] = [];
     visitIntentEffects(payload, this.#effectsStart, (keyStart, keyEnd, valueEnd) => {
-      names.push(latin1Slice.call(payload, keyStart, keyEnd));
-      values.push(valueEnd < 0 ? null : latin1Slice.call(payload, keyEnd + 4, valueEnd));
+      names.push(latin1Of(payload, keyStart, keyEnd));
+      values.push(valueEnd < 0 ? null : latin1Of(payload, keyEnd + 4, valueEnd));
     });
     this.#names = names;
     this.#values = values;

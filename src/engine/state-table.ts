@@ -1,4 +1,5 @@
 import { assert } from '../core/assert.js';
+import { latin1Of } from '../core/latin1.js';
 
 /**
  * The key-value pairs of the committed state, held outside the garbage-collected heap: a hash
@@ -82,14 +83,8 @@ const drainBytesPerStep = 8 * 1024 * 1024;
 /** Byte ranges up to this long are copied in a loop rather than through a subarray view. */
 const copyLoopBytesMax = 24;
 
-type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
 type Latin1Write = (this: Uint8Array, text: string, offset: number, length: number) => number;
-const bufferPrototype = Buffer.prototype as unknown as {
-  latin1Slice: Latin1Slice;
-  latin1Write: Latin1Write;
-};
-const latin1Slice = bufferPrototype.latin1Slice;
-const latin1Write = bufferPrototype.latin1Write;
+const latin1Write = (Buffer.prototype as unknown as { latin1Write: Latin1Write }).latin1Write;
 
 function readU32(bytes: Uint8Array, at: number): number {
   return (
@@ -349,14 +344,14 @@ export class StateTable {
     const slab = this.#slabOf(slot);
     const offset = this.#offsetOf(slot);
     const lengthAt = offset + 4 + readU32(slab, offset);
-    return latin1Slice.call(slab, lengthAt + 4, lengthAt + 4 + readU32(slab, lengthAt));
+    return latin1Of(slab, lengthAt + 4, lengthAt + 4 + readU32(slab, lengthAt));
   }
 
   /** The key at `slot` as a KeyString. */
   keyString(slot: number): string {
     const slab = this.#slabOf(slot);
     const offset = this.#offsetOf(slot);
-    return latin1Slice.call(slab, offset + 4, offset + 4 + readU32(slab, offset));
+    return latin1Of(slab, offset + 4, offset + 4 + readU32(slab, offset));
   }
 
   /** The key at `slot` as a fresh Buffer. */

@@ -1,4 +1,5 @@
 import { assert } from '../core/assert.js';
+import { latin1Of } from '../core/latin1.js';
 import { intentEffectCount, intentEffectRanges } from '../core/format/record.js';
 import {
   keyBytes,
@@ -19,14 +20,12 @@ const adoptedShareMin = 2 / 3;
 /** Intents with at least this many effects hash and look ahead before applying. */
 const touchAheadEffectsMin = 8;
 
-type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: Latin1Slice }).latin1Slice;
-
 /**
  * The committed, applied state: what reads see. Changed only by `apply` / `applyIntent`, in LSN
  * order, after the intent committed. It also remembers which keys changed since the last
- * checkpoint, so a checkpoint costs in proportion to new writes, not to the data size (DESIGN
- * §5): a dirty flag in the key's index slot for keys written, a set for keys deleted.
+ * checkpoint, so a checkpoint writes only new changes, not the whole data (DESIGN §5): a dirty
+ * flag in the key's index slot for keys written (taking them scans the index, see decision
+ * 0005), a set for keys deleted.
  *
  * The pairs themselves live in a StateTable (state-table.ts), outside the garbage-collected
  * heap. Keys and values cross this class's interface either as bytes or as KeyString /
@@ -215,7 +214,7 @@ export class CommittedState {
       const keyEnd = ranges[3 * index + 1] as number;
       const valueEnd = ranges[3 * index + 2] as number;
       if (valueEnd < 0) {
-        this.#deleteName(latin1Slice.call(payload, keyStart, keyEnd));
+        this.#deleteName(latin1Of(payload, keyStart, keyEnd));
         continue;
       }
       const hash = hashes[index] as number;
@@ -223,7 +222,7 @@ export class CommittedState {
         ? table.adoptEffect(payload, keyStart, keyEnd, valueEnd, hash)
         : table.putEffect(payload, keyStart, keyEnd, valueEnd, hash);
       if (fresh && this.#order !== null) {
-        this.#order.set(latin1Slice.call(payload, keyStart, keyEnd), undefined);
+        this.#order.set(latin1Of(payload, keyStart, keyEnd), undefined);
       }
     }
     this.#appliedLsn = lsn;

@@ -33,6 +33,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { assert } from '../core/assert.js';
+import { latin1Of } from '../core/latin1.js';
 import {
   ClosedError,
   CorruptionError,
@@ -184,9 +185,6 @@ export function forEachPackedRow(chunk: PackedRows, visit: (row: Uint8Array[]) =
   assert(offset === bytes.length, 'forEachPackedRow: bytes left over');
 }
 
-type Latin1Slice = (this: Uint8Array, start: number, end: number) => string;
-const latin1Slice = (Buffer.prototype as unknown as { latin1Slice: Latin1Slice }).latin1Slice;
-
 /**
  * Calls `visit` with every row of the chunks in ascending byte order of the first field (the
  * key), as views like `forEachPackedRow`. The keys of one apply are unique (the port says so).
@@ -212,7 +210,7 @@ export function forEachPackedRowSorted(
     for (let index = 0; index < lengths.length; index += fields) {
       const keyBytes = lengths[index] as number;
       assert(offset + keyBytes <= bytes.length, 'forEachPackedRowSorted: key past the end');
-      keys.push(latin1Slice.call(bytes, offset, offset + keyBytes));
+      keys.push(latin1Of(bytes, offset, offset + keyBytes));
       chunkOf[row] = chunkIndex;
       rowOf[row] = index / fields;
       offsetOf[row] = offset;
